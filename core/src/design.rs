@@ -1,0 +1,284 @@
+//! The key design as data: one [`EntityDesign`] per entity (static, built by
+//! `#[derive(Item)]`), gathered with the physical table layout into a
+//! [`TableDesign`]. Designs serialize to JSON, which is what migrations diff.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::attr::AttrType;
+use crate::error::Error;
+use crate::template::{Template, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
+use crate::Item;
+
+/// One key attribute and the template that fills it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyDesign {
+    /// The physical attribute name (`pk`, `gsi1sk` ...).
+    pub attr: Cow<'static, str>,
+    /// Its template.
+    pub template: Template,
+}
+
+/// A global secondary index as one entity uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IndexDesign {
+    /// The index name.
+    pub name: Cow<'static, str>,
+    /// The index partition key.
+    pub pk: KeyDesign,
+    /// The index sort key, if the index has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sk: Option<KeyDesign>,
+}
+
+impl IndexDesign {
+    /// Whether an item may be left out of this index (a placeholder of an
+    /// optional field).
+    pub fn is_sparse(&self) -> bool {
+        self.keys().any(|k| k.template.fields().any(|f| f.optional))
+    }
+
+    /// The index's key attributes, partition key first.
+    pub fn keys(&self) -> impl Iterator<Item = &KeyDesign> {
+        std::iter::once(&self.pk).chain(self.sk.as_ref())
+    }
+}
+
+/// A stored attribute of an entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttributeDesign {
+    /// The attribute name in stored items.
+    pub name: Cow<'static, str>,
+    /// The DynamoDB type it is stored as.
+    #[serde(rename = "type")]
+    pub ty: AttrType,
+    /// Whether items may lack it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// Everything the toolkit knows about one entity's storage, available as
+/// `<T as Item>::DESIGN`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntityDesign {
+    /// The entity name, stored in every item's entity-type attribute.
+    pub entity: Cow<'static, str>,
+    /// The entity-type attribute name (`_et` unless configured).
+    pub entity_attr: Cow<'static, str>,
+    /// The table partition key.
+    pub pk: KeyDesign,
+    /// The table sort key.
+    pub sk: KeyDesign,
+    /// The global secondary indexes this entity writes keys for.
+    #[serde(default)]
+    pub indexes: Cow<'static, [IndexDesign]>,
+    /// The stored payload attributes.
+    #[serde(default)]
+    pub attributes: Cow<'static, [AttributeDesign]>,
+}
+
+/// The rendered primary key of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrimaryKey {
+    /// Partition key value.
+    pub pk: String,
+    /// Sort key value.
+    pub sk: String,
+}
+
+impl EntityDesign {
+    /// Finds an index by name.
+    pub fn index(&self, name: &str) -> Option<&IndexDesign> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// Every key attribute this entity writes: pk, sk, then index keys.
+    pub fn key_designs(&self) -> impl Iterator<Item = &KeyDesign> {
+        [&self.pk, &self.sk].into_iter().chain(self.indexes.iter().flat_map(|i| i.keys()))
+    }
+
+    /// The runtime evaluator: renders every key attribute of a raw item
+    /// (its payload attributes), as derived `to_item` does. Index keys of
+    /// a sparse index whose optional fields are absent are left out.
+    pub fn render_keys(&self, item: &HashMap<String, AttributeValue>) -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::with_capacity(2 + 2 * self.indexes.len());
+        for (key, max) in [(&self.pk, MAX_PARTITION_KEY_BYTES), (&self.sk, MAX_SORT_KEY_BYTES)] {
+            out.push((key.attr.to_string(), self.render_key(key, item, max)?));
+        }
+        for index in self.indexes.iter() {
+            let absent = |k: &KeyDesign| k.template.fields().any(|f| f.optional && is_absent(item.get(f.attr.as_ref())));
+            if index.keys().any(absent) {
+                continue;
+            }
+            out.push((index.pk.attr.to_string(), self.render_key(&index.pk, item, MAX_PARTITION_KEY_BYTES)?));
+            if let Some(sk) = &index.sk {
+                out.push((sk.attr.to_string(), self.render_key(sk, item, MAX_SORT_KEY_BYTES)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_key(&self, key: &KeyDesign, item: &HashMap<String, AttributeValue>, max: usize) -> Result<String, Error> {
+        let rendered = key.template.render_item(item, &self.entity, &key.attr)?;
+        crate::template::check_len(&rendered, max, &self.entity, &key.attr)?;
+        Ok(rendered)
+    }
+
+    /// Whether a raw item belongs to this entity (by its entity-type
+    /// attribute).
+    pub fn owns(&self, item: &HashMap<String, AttributeValue>) -> bool {
+        matches!(item.get(self.entity_attr.as_ref()), Some(AttributeValue::S(s)) if *s == self.entity)
+    }
+}
+
+fn is_absent(value: Option<&AttributeValue>) -> bool {
+    matches!(value, None | Some(AttributeValue::Null(_)))
+}
+
+/// A global secondary index of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableIndex {
+    /// Index name.
+    pub name: String,
+    /// Partition key attribute.
+    pub pk_attr: String,
+    /// Sort key attribute, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sk_attr: Option<String>,
+}
+
+/// A table's whole design: its physical key attributes, indexes and the
+/// entities stored in it.
+///
+/// ```
+/// # use singletable::{Item, TableDesign};
+/// #[derive(Item)]
+/// #[item(entity = "User", pk = "ORG#{org_id}", sk = "USER#{user_id}")]
+/// struct User { org_id: String, user_id: String }
+///
+/// let design = TableDesign::new("app").entity::<User>().build().unwrap();
+/// assert_eq!(design.pk_attr, "pk");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDesign {
+    /// The table name.
+    pub table: String,
+    /// Partition key attribute (type S).
+    pub pk_attr: String,
+    /// Sort key attribute (type S).
+    pub sk_attr: String,
+    /// The global secondary indexes, in the order entities declare them.
+    #[serde(default)]
+    pub indexes: Vec<TableIndex>,
+    /// The entities stored in the table.
+    pub entities: Vec<EntityDesign>,
+}
+
+/// Collects entities into a [`TableDesign`]; see [`TableDesign::new`].
+#[derive(Debug, Clone)]
+pub struct TableDesignBuilder {
+    table: String,
+    entities: Vec<EntityDesign>,
+}
+
+impl TableDesign {
+    /// Starts a design for the table `name`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(name: impl Into<String>) -> TableDesignBuilder {
+        TableDesignBuilder { table: name.into(), entities: Vec::new() }
+    }
+
+    /// Finds an entity by name.
+    pub fn entity(&self, name: &str) -> Option<&EntityDesign> {
+        self.entities.iter().find(|e| e.entity == name)
+    }
+
+    /// Finds an index by name.
+    pub fn index(&self, name: &str) -> Option<&TableIndex> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// Checks that the entities agree on the physical layout and fills in
+    /// the table's key attributes and indexes from them.
+    pub fn from_entities(table: impl Into<String>, entities: Vec<EntityDesign>) -> Result<TableDesign, Error> {
+        let table = table.into();
+        let first = entities.first().ok_or_else(|| Error::Design(format!("table `{table}` has no entity")))?;
+        let (pk_attr, sk_attr) = (first.pk.attr.to_string(), first.sk.attr.to_string());
+        let mut indexes: Vec<TableIndex> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for e in &entities {
+            if !seen.insert(e.entity.as_ref()) {
+                return Err(Error::Design(format!("entity `{}` is declared twice in table `{table}`", e.entity)));
+            }
+            if e.pk.attr != pk_attr || e.sk.attr != sk_attr {
+                return Err(Error::Design(format!(
+                    "entity `{}` keys the table by ({}, {}) but `{}` by ({pk_attr}, {sk_attr})",
+                    e.entity, e.pk.attr, e.sk.attr, first.entity
+                )));
+            }
+            if e.entity_attr != first.entity_attr {
+                return Err(Error::Design(format!(
+                    "entity `{}` stores its type in `{}` but `{}` in `{}`",
+                    e.entity, e.entity_attr, first.entity, first.entity_attr
+                )));
+            }
+            for i in e.indexes.iter() {
+                let wanted = TableIndex {
+                    name: i.name.to_string(),
+                    pk_attr: i.pk.attr.to_string(),
+                    sk_attr: i.sk.as_ref().map(|k| k.attr.to_string()),
+                };
+                match indexes.iter().find(|x| x.name == wanted.name) {
+                    Some(existing) if *existing != wanted => {
+                        return Err(Error::Design(format!(
+                            "index `{}`: entity `{}` keys it by ({}, {}) but another entity by ({}, {})",
+                            wanted.name,
+                            e.entity,
+                            wanted.pk_attr,
+                            wanted.sk_attr.as_deref().unwrap_or("-"),
+                            existing.pk_attr,
+                            existing.sk_attr.as_deref().unwrap_or("-"),
+                        )))
+                    }
+                    Some(_) => {}
+                    None => indexes.push(wanted),
+                }
+            }
+        }
+        let key_attrs: Vec<&str> = [pk_attr.as_str(), sk_attr.as_str()]
+            .into_iter()
+            .chain(indexes.iter().flat_map(|i| std::iter::once(i.pk_attr.as_str()).chain(i.sk_attr.as_deref())))
+            .collect();
+        for e in &entities {
+            if let Some(a) = e.attributes.iter().find(|a| key_attrs.contains(&a.name.as_ref()) || a.name == e.entity_attr) {
+                return Err(Error::Design(format!(
+                    "entity `{}` stores a field in `{}`, which is a key or entity-type attribute of the table",
+                    e.entity, a.name
+                )));
+            }
+        }
+        Ok(TableDesign { table, pk_attr, sk_attr, indexes, entities })
+    }
+}
+
+impl TableDesignBuilder {
+    /// Adds an entity.
+    pub fn entity<T: Item>(mut self) -> Self {
+        self.entities.push(T::DESIGN.clone());
+        self
+    }
+
+    /// Adds an entity given as data (e.g. read from a design file).
+    pub fn entity_design(mut self, design: EntityDesign) -> Self {
+        self.entities.push(design);
+        self
+    }
+
+    /// Validates and builds the design.
+    pub fn build(self) -> Result<TableDesign, Error> {
+        TableDesign::from_entities(self.table, self.entities)
+    }
+}

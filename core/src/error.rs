@@ -1,0 +1,216 @@
+use std::fmt;
+
+/// Everything that can go wrong in `singletable`.
+///
+/// Variants that concern one entity name it first, so a log line reads
+/// from the general to the particular: `User: key attribute pk: ...`.
+/// Every variant except [`Error::Dynamo`] is raised *before* a request is
+/// sent, so nothing is written when one is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the fields are named for what they hold
+pub enum Error {
+    /// A key attribute (table or index) would contain an empty part.
+    #[error("{entity}: key attribute `{attribute}` would be empty where field `{field}` goes; DynamoDB refuses empty key values")]
+    EmptyKey { entity: String, attribute: String, field: String },
+
+    /// A key field's value contains the delimiter that follows its
+    /// placeholder, so the key could not be parsed back unambiguously.
+    #[error("{entity}: key attribute `{attribute}`: field `{field}` contains {delimiter:?}, the delimiter that follows it in the template; two different values could render the same key")]
+    KeyDelimiter { entity: String, attribute: String, field: String, delimiter: char },
+
+    /// A key field's value cannot be rendered in the template's format
+    /// (a negative or too wide number for a zero-padded placeholder).
+    #[error("{entity}: key attribute `{attribute}`: field `{field}`: {reason}")]
+    KeyFormat { entity: String, attribute: String, field: String, reason: String },
+
+    /// A rendered key exceeds DynamoDB's length limit.
+    #[error("{entity}: key attribute `{attribute}` is {len} bytes; DynamoDB allows at most {max}")]
+    KeyTooLong { entity: String, attribute: String, len: usize, max: usize },
+
+    /// A key needs a field the caller did not supply (queries, typed keys,
+    /// raw items given to the template evaluator).
+    #[error("{entity}: key attribute `{attribute}` needs field `{field}`, which was not given")]
+    MissingKeyField { entity: String, attribute: String, field: String },
+
+    /// A stored key does not match its template.
+    #[error("{entity}: key attribute `{attribute}` = {key:?} does not match template `{template}`: {reason}")]
+    KeyMismatch { entity: String, attribute: String, key: String, template: String, reason: String },
+
+    /// A value DynamoDB cannot store (NaN, an empty set, a number out of
+    /// range) was found while encoding.
+    #[error("{entity}: attribute `{path}`: {problem}")]
+    InvalidValue { entity: String, path: String, problem: String },
+
+    /// A stored item could not be decoded: an attribute is missing or has
+    /// the wrong type.
+    #[error("{entity}: attribute `{path}`: {problem}")]
+    Decode { entity: String, path: String, problem: String },
+
+    /// An item of another entity type was given to this entity's decoder.
+    #[error("expected an item of entity `{expected}`, found {}", found.as_deref().map(|f| format!("entity `{f}`")).unwrap_or_else(|| "an item without an entity-type attribute".to_string()))]
+    WrongEntity { expected: String, found: Option<String> },
+
+    /// The encoded item exceeds DynamoDB's 400 KB item size.
+    #[error("{entity}: item is {size} bytes; DynamoDB allows at most {max}")]
+    ItemTooLarge { entity: String, size: usize, max: usize },
+
+    /// A key template in a design could not be parsed.
+    #[error("key template `{template}` (at byte {offset}): {message}")]
+    Template { template: String, offset: usize, message: String },
+
+    /// A design is inconsistent (two entities disagree on an index's
+    /// attributes, an unknown entity, an unknown index ...).
+    #[error("design: {0}")]
+    Design(String),
+
+    /// A create-only put found an item with the same key.
+    #[error("{entity}: an item with key ({pk}, {sk}) already exists")]
+    AlreadyExists { entity: String, pk: String, sk: String },
+
+    /// A request to DynamoDB failed.
+    #[error("{operation} on table `{table}` failed: {message}")]
+    Dynamo {
+        operation: &'static str,
+        table: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl Error {
+    pub(crate) fn dynamo<E>(operation: &'static str, table: &str, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        // The SDK's Display is terse ("service error"); the debug chain of
+        // `DisplayErrorContext` carries DynamoDB's own message.
+        let message = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+        Error::Dynamo { operation, table: table.to_string(), message, source: Some(Box::new(err)) }
+    }
+}
+
+/// Where inside an item a value sits: `lines[2].price`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
+    /// A map key or struct field.
+    Field(String),
+    /// A list position.
+    Index(usize),
+}
+
+/// An error found while converting one value, with the path to it.
+///
+/// The path grows from the inside out as the error bubbles up through
+/// nested values; [`AttrError::path`] renders it outside in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrError {
+    reversed_path: Vec<PathSegment>,
+    /// What is wrong with the value.
+    pub problem: AttrProblem,
+}
+
+/// What is wrong with one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum AttrProblem {
+    /// A required attribute is absent.
+    Missing,
+    /// The attribute has another DynamoDB type.
+    WrongType { expected: &'static str, found: &'static str },
+    /// A number that does not fit the Rust type, or is malformed.
+    BadNumber { text: String, target: &'static str },
+    /// NaN or an infinity: DynamoDB numbers are finite.
+    NonFinite,
+    /// A number outside DynamoDB's range (1E-130 … 9.99E+125, 38 digits).
+    OutOfRange { text: String },
+    /// DynamoDB cannot store an empty set.
+    EmptySet,
+    /// A set holds the same element twice after encoding.
+    DuplicateInSet,
+    /// A custom problem, e.g. from serde.
+    Other(String),
+}
+
+impl fmt::Display for AttrProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrProblem::Missing => f.write_str("missing"),
+            AttrProblem::WrongType { expected, found } => write!(f, "expected type {expected}, found {found}"),
+            AttrProblem::BadNumber { text, target } => write!(f, "number {text:?} does not fit {target}"),
+            AttrProblem::NonFinite => f.write_str("NaN and infinities cannot be stored: DynamoDB numbers are finite"),
+            AttrProblem::OutOfRange { text } => write!(
+                f,
+                "number {text} is outside what DynamoDB stores (magnitude 1E-130 to 9.99E+125, at most 38 significant digits)"
+            ),
+            AttrProblem::EmptySet => f.write_str("empty set: DynamoDB cannot store an empty set (use Option or skip the field)"),
+            AttrProblem::DuplicateInSet => f.write_str("set holds two equal elements"),
+            AttrProblem::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl AttrError {
+    /// A problem at the current value (the path is filled in by callers).
+    pub fn new(problem: AttrProblem) -> Self {
+        AttrError { reversed_path: Vec::new(), problem }
+    }
+
+    /// Prepends a field name to the path.
+    pub fn in_field(mut self, name: impl Into<String>) -> Self {
+        self.reversed_path.push(PathSegment::Field(name.into()));
+        self
+    }
+
+    /// Prepends a list index to the path.
+    pub fn at_index(mut self, index: usize) -> Self {
+        self.reversed_path.push(PathSegment::Index(index));
+        self
+    }
+
+    /// The path from the item's top level, e.g. `lines[2].price`.
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for segment in self.reversed_path.iter().rev() {
+            match segment {
+                PathSegment::Field(name) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                }
+                PathSegment::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
+    /// The error seen from an entity, for encoding.
+    pub fn encoding(self, entity: &str) -> Error {
+        Error::InvalidValue { entity: entity.to_string(), path: self.path(), problem: self.problem.to_string() }
+    }
+
+    /// The error seen from an entity, for decoding.
+    pub fn decoding(self, entity: &str) -> Error {
+        Error::Decode { entity: entity.to_string(), path: self.path(), problem: self.problem.to_string() }
+    }
+}
+
+impl fmt::Display for AttrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path();
+        if path.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "`{path}`: {}", self.problem)
+        }
+    }
+}
+
+impl std::error::Error for AttrError {}

@@ -1,0 +1,33 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::design::{EntityDesign, PrimaryKey};
+use crate::error::Error;
+
+/// An entity stored in a single table. Implement it with
+/// `#[derive(singletable::Item)]`; see the [crate docs](crate) for the
+/// attributes.
+pub trait Item: Sized {
+    /// The entity's storage design, as static data.
+    const DESIGN: &'static EntityDesign;
+
+    /// The typed primary key: a tuple of the fields used in the pk and sk
+    /// templates, in order of first appearance.
+    type Key;
+
+    /// Encodes the item: its payload attributes, every key attribute
+    /// (table and indexes) and the entity-type attribute. Fails, before any
+    /// request, on an empty key part, a delimiter clash, NaN, an empty set.
+    fn to_item(&self) -> Result<HashMap<String, AttributeValue>, Error>;
+
+    /// Decodes a stored item. Fails on an item of another entity type, a
+    /// missing attribute or a wrong type, naming the attribute path.
+    fn from_item(item: HashMap<String, AttributeValue>) -> Result<Self, Error>;
+
+    /// The rendered table key of this value.
+    fn primary_key(&self) -> Result<PrimaryKey, Error>;
+
+    /// Renders the table key from a typed key.
+    fn key_of(key: &Self::Key) -> Result<PrimaryKey, Error>;
+}

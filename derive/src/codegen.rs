@@ -1,0 +1,377 @@
+//! Code generation from the validated model.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::internals::model::{Container, Entity, Field, KeyTemplate, Part};
+
+/// The runtime path every generated item goes through.
+fn st() -> TokenStream {
+    quote!(::singletable::__private)
+}
+
+fn wrap(body: TokenStream) -> TokenStream {
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
+        const _: () = {
+            #body
+        };
+    }
+}
+
+/// Encodes every stored field into the map `__item`. `on_err` turns an
+/// `AttrError` (bound as `e`, already carrying the field) into the
+/// function's error type.
+fn encode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
+    let st = st();
+    let stmts = c.fields.iter().filter(|f| !f.skip).map(|f| {
+        let ident = &f.ident;
+        let attr = &f.attr;
+        if f.serde {
+            quote! {
+                __item.insert(#st::String::from(#attr), #st::serde_to_attr(&self.#ident)
+                    .map_err(|e| { let e = e.in_field(#attr); #on_err })?);
+            }
+        } else {
+            quote! {
+                if let #st::Option::Some(v) = #st::AttrValue::to_attr_opt(&self.#ident)
+                    .map_err(|e| { let e = e.in_field(#attr); #on_err })? {
+                    __item.insert(#st::String::from(#attr), v);
+                }
+            }
+        }
+    });
+    quote!(#(#stmts)*)
+}
+
+/// Struct-literal fields decoded out of the map `__item`.
+fn decode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
+    let st = st();
+    let inits = c.fields.iter().map(|f| {
+        let ident = &f.ident;
+        let ty = &f.ty;
+        let attr = &f.attr;
+        let take = if f.skip {
+            return quote!(#ident: ::core::default::Default::default());
+        } else if f.serde {
+            let default = if f.default {
+                quote!(#st::Option::Some(<#ty as ::core::default::Default>::default as fn() -> #ty))
+            } else {
+                quote!(#st::Option::None)
+            };
+            quote!(#st::take_serde::<#ty>(&mut __item, #attr, #default))
+        } else if f.default {
+            quote!(#st::take_or_default::<#ty>(&mut __item, #attr))
+        } else {
+            quote!(#st::take::<#ty>(&mut __item, #attr))
+        };
+        quote!(#ident: #take.map_err(|e| #on_err)?)
+    });
+    quote!(#(#inits,)*)
+}
+
+/// A block evaluating to the rendered key `String`; `value_of(field)` is
+/// an expression of type `&FieldType` (or `&Inner` for sparse fields).
+fn render_key(entity: &str, key: &KeyTemplate, fields: &[Field], value_of: &dyn Fn(usize) -> TokenStream) -> TokenStream {
+    let st = st();
+    let attr = &key.attr;
+    let capacity = key.literal_len() + 16 * key.placeholders().count();
+    let max = if key.is_partition { quote!(#st::MAX_PARTITION_KEY_BYTES) } else { quote!(#st::MAX_SORT_KEY_BYTES) };
+    let steps = key.parts.iter().map(|part| match part {
+        Part::Literal(text) => quote!(__k.push_str(#text);),
+        Part::Field(p) => {
+            let value = value_of(p.field);
+            let name = fields[p.field].ident.to_string();
+            let pad = match p.pad {
+                Some(w) => quote!(#st::Option::Some(#w)),
+                None => quote!(#st::Option::None),
+            };
+            let delimiter = match p.delimiter {
+                Some(d) => quote!(#st::Option::Some(#d)),
+                None => quote!(#st::Option::None),
+            };
+            quote! {
+                let __s = __k.len();
+                #st::KeyPart::write_key(#value, &mut __k, #pad)
+                    .map_err(|r| #st::format_error(r, #entity, #attr, #name))?;
+                #st::check_part(&__k, __s, #delimiter, #entity, #attr, #name)?;
+            }
+        }
+    });
+    quote! {{
+        let mut __k = #st::String::with_capacity(#capacity);
+        #(#steps)*
+        #st::check_len(&__k, #max, #entity, #attr)?;
+        __k
+    }}
+}
+
+fn cow_str(s: &str) -> TokenStream {
+    let st = st();
+    quote!(#st::Cow::Borrowed(#s))
+}
+
+/// Static design data for one template; pushes the segment constant it
+/// needs into `consts`.
+fn template_design(key: &KeyTemplate, c: &Container, consts: &mut Vec<TokenStream>) -> TokenStream {
+    let st = st();
+    let segs_ident = format_ident!("__SEGMENTS_{}", consts.len());
+    let segments = key.parts.iter().map(|part| match part {
+        Part::Literal(text) => {
+            let text = cow_str(text);
+            quote!(#st::Segment::Literal(#text))
+        }
+        Part::Field(p) => {
+            let f = &c.fields[p.field];
+            let key_ty = f.option_inner.as_ref().unwrap_or(&f.ty);
+            let attr = cow_str(&f.attr);
+            let field = cow_str(&f.ident.to_string());
+            let optional = f.option_inner.is_some();
+            let pad = match p.pad {
+                Some(w) => quote!(#st::Option::Some(#w)),
+                None => quote!(#st::Option::None),
+            };
+            quote!(#st::Segment::Field(#st::FieldRef {
+                attr: #attr,
+                field: #field,
+                kind: <#key_ty as #st::KeyPart>::KIND,
+                pad: #pad,
+                optional: #optional,
+            }))
+        }
+    });
+    // Padding on a type only its `KeyPart` impl can classify: checked when
+    // the constant is evaluated.
+    let pad_checks = key.placeholders().filter(|p| p.pad.is_some()).map(|p| {
+        let f = &c.fields[p.field];
+        let key_ty = f.option_inner.as_ref().unwrap_or(&f.ty);
+        quote!(const _: () = #st::assert_integer(<#key_ty as #st::KeyPart>::KIND);)
+    });
+    consts.push(quote! {
+        const #segs_ident: &[#st::Segment] = &[#(#segments),*];
+        #(#pad_checks)*
+    });
+    let attr = cow_str(&key.attr);
+    let source = cow_str(&key.source);
+    quote!(#st::KeyDesign {
+        attr: #attr,
+        template: #st::Template { source: #source, segments: #st::Cow::Borrowed(#segs_ident) },
+    })
+}
+
+fn entity_design(c: &Container, e: &Entity) -> (TokenStream, Vec<TokenStream>) {
+    let st = st();
+    let mut consts = Vec::new();
+    let pk = template_design(&e.pk, c, &mut consts);
+    let sk = template_design(&e.sk, c, &mut consts);
+    let indexes: Vec<TokenStream> = e
+        .indexes
+        .iter()
+        .map(|i| {
+            let name = cow_str(&i.name);
+            let ipk = template_design(&i.pk, c, &mut consts);
+            let isk = match &i.sk {
+                Some(sk) => {
+                    let d = template_design(sk, c, &mut consts);
+                    quote!(#st::Option::Some(#d))
+                }
+                None => quote!(#st::Option::None),
+            };
+            quote!(#st::IndexDesign { name: #name, pk: #ipk, sk: #isk })
+        })
+        .collect();
+    let attributes = c.fields.iter().filter(|f| !f.skip).map(|f| {
+        let name = cow_str(&f.attr);
+        let ty = &f.ty;
+        let (kind, optional) = if f.serde {
+            (quote!(#st::AttrType::Any), quote!(true))
+        } else {
+            let default = f.default;
+            (quote!(<#ty as #st::AttrValue>::TYPE), quote!(<#ty as #st::AttrValue>::OPTIONAL || #default))
+        };
+        quote!(#st::AttributeDesign { name: #name, ty: #kind, optional: #optional })
+    });
+    let entity = cow_str(&e.entity);
+    let entity_attr = cow_str(&e.entity_attr);
+    consts.push(quote! {
+        const __INDEXES: &[#st::IndexDesign] = &[#(#indexes),*];
+        const __ATTRIBUTES: &[#st::AttributeDesign] = &[#(#attributes),*];
+    });
+    let design = quote!(#st::EntityDesign {
+        entity: #entity,
+        entity_attr: #entity_attr,
+        pk: #pk,
+        sk: #sk,
+        indexes: #st::Cow::Borrowed(__INDEXES),
+        attributes: #st::Cow::Borrowed(__ATTRIBUTES),
+    });
+    (design, consts)
+}
+
+fn self_field(c: &Container) -> impl Fn(usize) -> TokenStream + '_ {
+    move |i| {
+        let ident = &c.fields[i].ident;
+        quote!(&self.#ident)
+    }
+}
+
+pub fn expand_item(c: &Container) -> TokenStream {
+    let st = st();
+    let e = c.entity.as_ref().expect("Item has an entity");
+    let ident = &c.ident;
+    let entity = e.entity.as_str();
+    let entity_attr = e.entity_attr.as_str();
+    let (design, consts) = entity_design(c, e);
+
+    let from_self = self_field(c);
+    let pk_block = render_key(entity, &e.pk, &c.fields, &from_self);
+    let sk_block = render_key(entity, &e.sk, &c.fields, &from_self);
+    let (pk_attr, sk_attr) = (&e.pk.attr, &e.sk.attr);
+
+    let index_inserts = e.indexes.iter().map(|index| {
+        let mut optional: Vec<usize> = Vec::new();
+        for p in index.keys().flat_map(|k| k.placeholders()) {
+            if c.fields[p.field].option_inner.is_some() && !optional.contains(&p.field) {
+                optional.push(p.field);
+            }
+        }
+        let bound = |i: usize| format_ident!("__o{}", i);
+        let value_of = |i: usize| {
+            if optional.contains(&i) {
+                let b = bound(i);
+                quote!(#b)
+            } else {
+                from_self(i)
+            }
+        };
+        let inserts = index.keys().map(|k| {
+            let attr = &k.attr;
+            let block = render_key(entity, k, &c.fields, &value_of);
+            quote!(__item.insert(#st::String::from(#attr), #st::AttributeValue::S(#block));)
+        });
+        if optional.is_empty() {
+            quote!(#(#inserts)*)
+        } else {
+            let pats = optional.iter().map(|&i| bound(i));
+            let vals = optional.iter().map(|&i| {
+                let f = &c.fields[i].ident;
+                quote!(&self.#f)
+            });
+            quote! {
+                // A sparse index: items lacking a field are left out.
+                if let (#(#st::Option::Some(#pats),)*) = (#(#vals,)*) {
+                    #(#inserts)*
+                }
+            }
+        }
+    });
+
+    let capacity = 3 + 2 * e.indexes.len() + c.fields.iter().filter(|f| !f.skip).count();
+    let encode = encode_fields(c, &quote!(e.encoding(#entity)));
+    let decode = decode_fields(c, &quote!(e.decoding(#entity)));
+
+    let key_fields = c.key_fields();
+    let key_types = key_fields.iter().map(|&i| &c.fields[i].ty);
+    let key_bindings: Vec<Ident> = (0..key_fields.len()).map(|n| format_ident!("__key{}", n)).collect();
+    let from_key = |i: usize| {
+        let n = key_fields.iter().position(|&k| k == i).expect("key field");
+        let b = &key_bindings[n];
+        quote!(#b)
+    };
+    let key_pk = render_key(entity, &e.pk, &c.fields, &from_key);
+    let key_sk = render_key(entity, &e.sk, &c.fields, &from_key);
+    let destructure = if key_bindings.is_empty() {
+        quote!(let _ = __key;)
+    } else {
+        quote!(let (#(#key_bindings,)*) = __key;)
+    };
+
+    wrap(quote! {
+        #(#consts)*
+        const __DESIGN: #st::EntityDesign = #design;
+
+        #[automatically_derived]
+        impl ::singletable::Item for #ident {
+            const DESIGN: &'static #st::EntityDesign = &__DESIGN;
+            type Key = (#(#key_types,)*);
+
+            fn to_item(&self) -> #st::Result<#st::Map<#st::String, #st::AttributeValue>, #st::Error> {
+                let mut __item = #st::Map::with_capacity(#capacity);
+                __item.insert(#st::String::from(#pk_attr), #st::AttributeValue::S(#pk_block));
+                __item.insert(#st::String::from(#sk_attr), #st::AttributeValue::S(#sk_block));
+                #(#index_inserts)*
+                __item.insert(#st::String::from(#entity_attr), #st::AttributeValue::S(#st::String::from(#entity)));
+                #encode
+                #st::Result::Ok(__item)
+            }
+
+            fn from_item(mut __item: #st::Map<#st::String, #st::AttributeValue>) -> #st::Result<Self, #st::Error> {
+                #st::check_entity(&__item, #entity_attr, #entity)?;
+                #st::Result::Ok(Self { #decode })
+            }
+
+            fn primary_key(&self) -> #st::Result<#st::PrimaryKey, #st::Error> {
+                #st::Result::Ok(#st::PrimaryKey { pk: #pk_block, sk: #sk_block })
+            }
+
+            fn key_of(__key: &Self::Key) -> #st::Result<#st::PrimaryKey, #st::Error> {
+                #destructure
+                #st::Result::Ok(#st::PrimaryKey { pk: #key_pk, sk: #key_sk })
+            }
+        }
+    })
+}
+
+pub fn expand_document(c: &Container) -> TokenStream {
+    let st = st();
+    let ident = &c.ident;
+    let capacity = c.fields.iter().filter(|f| !f.skip).count();
+    let encode = encode_fields(c, &quote!(e));
+    let decode = decode_fields(c, &quote!(e));
+    wrap(quote! {
+        #[automatically_derived]
+        impl #st::AttrValue for #ident {
+            const TYPE: #st::AttrType = #st::AttrType::M;
+
+            fn to_attr(&self) -> #st::Result<#st::AttributeValue, #st::AttrError> {
+                let mut __item = #st::Map::with_capacity(#capacity);
+                #encode
+                #st::Result::Ok(#st::AttributeValue::M(__item))
+            }
+
+            fn from_attr(__value: #st::AttributeValue) -> #st::Result<Self, #st::AttrError> {
+                let mut __item = #st::expect_map(__value)?;
+                #st::Result::Ok(Self { #decode })
+            }
+        }
+    })
+}
+
+/// Emitted beside the errors so that code using the type sees one real
+/// error, not a cascade of "trait not implemented".
+pub fn fallback_item(ident: &Ident) -> TokenStream {
+    let st = st();
+    wrap(quote! {
+        impl ::singletable::Item for #ident {
+            const DESIGN: &'static #st::EntityDesign = #st::FALLBACK_DESIGN;
+            type Key = ();
+            fn to_item(&self) -> #st::Result<#st::Map<#st::String, #st::AttributeValue>, #st::Error> { ::core::unreachable!() }
+            fn from_item(_: #st::Map<#st::String, #st::AttributeValue>) -> #st::Result<Self, #st::Error> { ::core::unreachable!() }
+            fn primary_key(&self) -> #st::Result<#st::PrimaryKey, #st::Error> { ::core::unreachable!() }
+            fn key_of(_: &()) -> #st::Result<#st::PrimaryKey, #st::Error> { ::core::unreachable!() }
+        }
+    })
+}
+
+pub fn fallback_document(ident: &Ident) -> TokenStream {
+    let st = st();
+    wrap(quote! {
+        impl #st::AttrValue for #ident {
+            const TYPE: #st::AttrType = #st::AttrType::M;
+            fn to_attr(&self) -> #st::Result<#st::AttributeValue, #st::AttrError> { ::core::unreachable!() }
+            fn from_attr(_: #st::AttributeValue) -> #st::Result<Self, #st::AttrError> { ::core::unreachable!() }
+        }
+    })
+}
+
