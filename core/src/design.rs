@@ -175,6 +175,49 @@ pub struct TableDesign {
     pub indexes: Vec<TableIndex>,
     /// The entities stored in the table.
     pub entities: Vec<EntityDesign>,
+    /// Table settings beyond keys: TTL, streams, point-in-time recovery.
+    #[serde(default)]
+    pub settings: TableSettings,
+}
+
+/// What a table's stream records carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamView {
+    /// Only the key attributes.
+    KeysOnly,
+    /// The item after the change.
+    NewImage,
+    /// The item before the change.
+    OldImage,
+    /// Both images.
+    NewAndOldImages,
+}
+
+impl StreamView {
+    /// DynamoDB's name for the view type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamView::KeysOnly => "KEYS_ONLY",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
+}
+
+/// Table settings that are part of the design.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableSettings {
+    /// The attribute DynamoDB's time to live reads (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_attribute: Option<String>,
+    /// The stream, if enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamView>,
+    /// Whether point-in-time recovery should be on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub point_in_time_recovery: bool,
 }
 
 /// Collects entities into a [`TableDesign`]; see [`TableDesign::new`].
@@ -182,18 +225,72 @@ pub struct TableDesign {
 pub struct TableDesignBuilder {
     table: String,
     entities: Vec<EntityDesign>,
+    settings: TableSettings,
 }
 
 impl TableDesign {
     /// Starts a design for the table `name`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(name: impl Into<String>) -> TableDesignBuilder {
-        TableDesignBuilder { table: name.into(), entities: Vec::new() }
+        TableDesignBuilder { table: name.into(), entities: Vec::new(), settings: TableSettings::default() }
     }
 
     /// Finds an entity by name.
     pub fn entity(&self, name: &str) -> Option<&EntityDesign> {
         self.entities.iter().find(|e| e.entity == name)
+    }
+
+    /// The design as a design file: pretty JSON whose field order is
+    /// fixed, so regenerating an unchanged design gives the same bytes.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("designs always serialize") + "\n"
+    }
+
+    /// Reads a design file and checks it as [`TableDesignBuilder::build`]
+    /// checks derived designs.
+    pub fn from_json(json: &str) -> Result<TableDesign, Error> {
+        let read: TableDesign = serde_json::from_str(json).map_err(|e| Error::Design(format!("design file: {e}")))?;
+        read.validate()?;
+        Ok(read)
+    }
+
+    /// Checks that the entities agree with each other and with the table's
+    /// key attributes and indexes, and that every template's source parses
+    /// to its segments.
+    pub fn validate(&self) -> Result<(), Error> {
+        let rebuilt = TableDesign::from_entities(self.table.clone(), self.entities.clone())?;
+        if rebuilt.pk_attr != self.pk_attr || rebuilt.sk_attr != self.sk_attr {
+            return Err(Error::Design(format!(
+                "table keys ({}, {}) differ from the entities' ({}, {})",
+                self.pk_attr, self.sk_attr, rebuilt.pk_attr, rebuilt.sk_attr
+            )));
+        }
+        for index in &rebuilt.indexes {
+            if !self.indexes.contains(index) {
+                return Err(Error::Design(format!("index `{}` used by entities is not declared by the table", index.name)));
+            }
+        }
+        for e in &self.entities {
+            for key in e.key_designs() {
+                let fields: Vec<_> = key.template.fields().cloned().collect();
+                let reparsed = crate::template::Template::parse(&key.template.source, |name| {
+                    fields.iter().find(|f| f.attr == name).map(|f| (f.kind, f.optional))
+                })?;
+                let same_shape = reparsed.segments.len() == key.template.segments.len()
+                    && reparsed.segments.iter().zip(key.template.segments.iter()).all(|(a, b)| match (a, b) {
+                        (crate::template::Segment::Literal(x), crate::template::Segment::Literal(y)) => x == y,
+                        (crate::template::Segment::Field(x), crate::template::Segment::Field(y)) => x.attr == y.attr && x.pad == y.pad,
+                        _ => false,
+                    });
+                if !same_shape {
+                    return Err(Error::Design(format!(
+                        "entity `{}`: `{}` template `{}` does not match its segments",
+                        e.entity, key.attr, key.template.source
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Finds an index by name.
@@ -260,7 +357,7 @@ impl TableDesign {
                 )));
             }
         }
-        Ok(TableDesign { table, pk_attr, sk_attr, indexes, entities })
+        Ok(TableDesign { table, pk_attr, sk_attr, indexes, entities, settings: TableSettings::default() })
     }
 }
 
@@ -277,8 +374,28 @@ impl TableDesignBuilder {
         self
     }
 
+    /// Turns on DynamoDB's time to live on `attribute` (epoch seconds).
+    pub fn ttl(mut self, attribute: impl Into<String>) -> Self {
+        self.settings.ttl_attribute = Some(attribute.into());
+        self
+    }
+
+    /// Turns on the table's stream.
+    pub fn stream(mut self, view: StreamView) -> Self {
+        self.settings.stream = Some(view);
+        self
+    }
+
+    /// Asks for point-in-time recovery.
+    pub fn point_in_time_recovery(mut self, on: bool) -> Self {
+        self.settings.point_in_time_recovery = on;
+        self
+    }
+
     /// Validates and builds the design.
     pub fn build(self) -> Result<TableDesign, Error> {
-        TableDesign::from_entities(self.table, self.entities)
+        let mut design = TableDesign::from_entities(self.table, self.entities)?;
+        design.settings = self.settings;
+        Ok(design)
     }
 }

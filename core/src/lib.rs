@@ -80,7 +80,7 @@ pub mod __private;
 
 pub use attr::{serde_from_attr, serde_to_attr, type_name, AttrType, AttrValue, SetElement};
 pub use aws_sdk_dynamodb::types::AttributeValue;
-pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryKey, TableDesign, TableDesignBuilder, TableIndex};
+pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryKey, StreamView, TableDesign, TableDesignBuilder, TableIndex, TableSettings};
 pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
 pub use size::{item_size, MAX_ITEM_BYTES};
