@@ -1,1 +1,15 @@
+//! # singletable-migrate
+//!
+//! Plans and applies key-design migrations of a DynamoDB single table.
+//!
+//! Planning is a pure function of (old design, new design, live table):
+//! [`plan::diff`]. What only the data can tell is added by [`analyze`].
 
+pub mod analyze;
+mod error;
+pub mod live;
+pub mod plan;
+
+pub use error::MigrateError;
+pub use live::{describe, LiveIndex, LiveTable};
+pub use plan::{diff, Action, Change, Plan};

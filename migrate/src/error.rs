@@ -1,0 +1,64 @@
+use singletable::Error;
+
+/// Everything that can go wrong planning or applying a migration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// A design is invalid.
+    #[error(transparent)]
+    Design(Error),
+
+    /// An operation of the `singletable` crate failed.
+    #[error(transparent)]
+    Core(#[from] Error),
+
+    /// The table holds no recorded design and none was given.
+    #[error("table `{table}` has no recorded design: give the design it was built with (--from FILE)")]
+    NoRecordedDesign { table: String },
+
+    /// The base key schema would have to change in place.
+    #[error("table `{table}`: {reason} cannot change in place; give the new design another table name to copy into")]
+    KeySchemaInPlace { table: String, reason: String },
+
+    /// A saved plan no longer matches the table.
+    #[error("table `{table}` changed since the plan was made (fingerprint {planned} -> {now}); plan again")]
+    StalePlan { table: String, planned: String, now: String },
+
+    /// Another apply holds the table's migration lock.
+    #[error("table `{table}` is locked by another apply ({owner}, lease until {expires_at}); wait for it or let the lease expire")]
+    Locked { table: String, owner: String, expires_at: String },
+
+    /// The plan has errors (collisions, missing attributes ...).
+    #[error("the plan for table `{table}` cannot be applied:\n  {}", errors.join("\n  "))]
+    Blocked { table: String, errors: Vec<String> },
+
+    /// A destructive change was not allowed explicitly.
+    #[error("table `{table}`: the plan destroys {what}; allow it explicitly (--allow-destroy)")]
+    Destructive { table: String, what: String },
+
+    /// Verification after apply found a problem.
+    #[error("verification of table `{table}` failed:\n  {}", problems.join("\n  "))]
+    Verification { table: String, problems: Vec<String> },
+
+    /// A request to DynamoDB failed.
+    #[error("{operation} on table `{table}` failed: {message}")]
+    Dynamo { operation: &'static str, table: String, message: String },
+
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl MigrateError {
+    pub(crate) fn dynamo<E: std::error::Error + 'static>(operation: &'static str, table: &str, err: E) -> Self {
+        MigrateError::Dynamo {
+            operation,
+            table: table.to_string(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
+        }
+    }
+}
