@@ -6,9 +6,14 @@
 //! [`plan::diff`]. What only the data can tell is added by [`analyze`].
 
 pub mod analyze;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
+pub mod fingerprint;
 pub mod live;
 pub mod plan;
+pub mod render;
+pub mod reserved;
 
 pub use error::MigrateError;
 pub use live::{describe, LiveIndex, LiveTable};
