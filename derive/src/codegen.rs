@@ -1,7 +1,8 @@
 //! Code generation from the validated model.
 
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::internals::model::{Container, Entity, Field, KeyTemplate, Part};
 
@@ -27,6 +28,7 @@ fn encode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
     let st = st();
     let stmts = c.fields.iter().filter(|f| !f.skip).map(|f| {
         let ident = &f.ident;
+        let ty = &f.ty;
         let attr = &f.attr;
         if f.serde {
             quote! {
@@ -35,7 +37,7 @@ fn encode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
             }
         } else {
             quote! {
-                if let #st::Option::Some(v) = #st::AttrValue::to_attr_opt(&self.#ident)
+                if let #st::Option::Some(v) = <#ty as #st::AttrValue>::to_attr_opt(&self.#ident)
                     .map_err(|e| { let e = e.in_field(#attr); #on_err })? {
                     __item.insert(#st::String::from(#attr), v);
                 }
@@ -82,7 +84,9 @@ fn render_key(entity: &str, key: &KeyTemplate, fields: &[Field], value_of: &dyn 
         Part::Literal(text) => quote!(__k.push_str(#text);),
         Part::Field(p) => {
             let value = value_of(p.field);
-            let name = fields[p.field].ident.to_string();
+            let f = &fields[p.field];
+            let key_ty = f.option_inner.as_ref().unwrap_or(&f.ty);
+            let name = f.ident.to_string();
             let pad = match p.pad {
                 Some(w) => quote!(#st::Option::Some(#w)),
                 None => quote!(#st::Option::None),
@@ -93,7 +97,7 @@ fn render_key(entity: &str, key: &KeyTemplate, fields: &[Field], value_of: &dyn 
             };
             quote! {
                 let __s = __k.len();
-                #st::KeyPart::write_key(#value, &mut __k, #pad)
+                <#key_ty as #st::KeyPart>::write_key(#value, &mut __k, #pad)
                     .map_err(|r| #st::format_error(r, #entity, #attr, #name))?;
                 #st::check_part(&__k, __s, #delimiter, #entity, #attr, #name)?;
             }
@@ -142,11 +146,19 @@ fn template_design(key: &KeyTemplate, c: &Container, consts: &mut Vec<TokenStrea
         }
     });
     // Padding on a type only its `KeyPart` impl can classify: checked when
-    // the constant is evaluated.
-    let pad_checks = key.placeholders().filter(|p| p.pad.is_some()).map(|p| {
+    // the constant is evaluated, reported at the field's type.
+    let pad_checks = key.placeholders().filter_map(|p| Some((p, p.pad?))).map(|(p, width)| {
         let f = &c.fields[p.field];
         let key_ty = f.option_inner.as_ref().unwrap_or(&f.ty);
-        quote!(const _: () = #st::assert_integer(<#key_ty as #st::KeyPart>::KIND);)
+        let message = format!(
+            "`{{{}:0{width}}}` in the `{}` template: zero padding applies to integer fields only, and this type's `KeyPart::KIND` is not `KeyKind::Int`",
+            f.ident, key.attr
+        );
+        quote_spanned! {key_ty.span()=>
+            const _: () = if !::core::matches!(<#key_ty as #st::KeyPart>::KIND, #st::KeyKind::Int) {
+                ::core::panic!("{}", #message)
+            };
+        }
     });
     consts.push(quote! {
         const #segs_ident: &[#st::Segment] = &[#(#segments),*];
@@ -350,10 +362,12 @@ pub fn expand_document(c: &Container) -> TokenStream {
 
 /// Emitted beside the errors so that code using the type sees one real
 /// error, not a cascade of "trait not implemented".
-pub fn fallback_item(ident: &Ident) -> TokenStream {
+pub fn fallback_item(ident: &Ident, generics: &syn::Generics) -> TokenStream {
     let st = st();
+    // Generics are refused, but the impl must still name the type right.
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     wrap(quote! {
-        impl ::singletable::Item for #ident {
+        impl #impl_generics ::singletable::Item for #ident #ty_generics #where_clause {
             const DESIGN: &'static #st::EntityDesign = #st::FALLBACK_DESIGN;
             type Key = ();
             fn to_item(&self) -> #st::Result<#st::Map<#st::String, #st::AttributeValue>, #st::Error> { ::core::unreachable!() }
@@ -364,10 +378,11 @@ pub fn fallback_item(ident: &Ident) -> TokenStream {
     })
 }
 
-pub fn fallback_document(ident: &Ident) -> TokenStream {
+pub fn fallback_document(ident: &Ident, generics: &syn::Generics) -> TokenStream {
     let st = st();
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     wrap(quote! {
-        impl #st::AttrValue for #ident {
+        impl #impl_generics #st::AttrValue for #ident #ty_generics #where_clause {
             const TYPE: #st::AttrType = #st::AttrType::M;
             fn to_attr(&self) -> #st::Result<#st::AttributeValue, #st::AttrError> { ::core::unreachable!() }
             fn from_attr(_: #st::AttributeValue) -> #st::Result<Self, #st::AttrError> { ::core::unreachable!() }

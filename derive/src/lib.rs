@@ -35,7 +35,7 @@ fn expand(input: &DeriveInput, is_entity: bool) -> proc_macro2::TokenStream {
         (Ok(()), Some(model)) => codegen::expand_document(&model),
         (result, _) => {
             let errors = result.err().map(|e| e.to_compile_error());
-            let fallback = if is_entity { codegen::fallback_item(&input.ident) } else { codegen::fallback_document(&input.ident) };
+            let fallback = if is_entity { codegen::fallback_item(&input.ident, &input.generics) } else { codegen::fallback_document(&input.ident, &input.generics) };
             quote::quote!(#errors #fallback)
         }
     }

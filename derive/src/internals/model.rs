@@ -117,6 +117,9 @@ struct RawContainer {
     sk_attr: Option<LitStr>,
     entity_attr: Option<LitStr>,
     indexes: Vec<RawIndex>,
+    /// An `#[item(...)]` failed to parse, so the keys after the error were
+    /// not read: reporting pk or sk missing would be a cascade.
+    incomplete: bool,
 }
 
 struct RawIndex {
@@ -138,6 +141,20 @@ fn set_once(cx: &Ctxt, slot: &mut Option<LitStr>, meta: &syn::meta::ParseNestedM
         cx.error_spanned_by(&meta.path, format!("duplicate `{name}` attribute"));
     }
     *slot = Some(value);
+    Ok(())
+}
+
+/// Reports an unknown key and skips its value (`= expr` or `(...)`), so
+/// the keys after it are still read instead of reported missing.
+fn unknown_key(cx: &Ctxt, meta: &syn::meta::ParseNestedMeta, message: String) -> syn::Result<()> {
+    cx.syn_error(meta.error(message));
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        content.parse::<proc_macro2::TokenStream>()?;
+    }
     Ok(())
 }
 
@@ -178,7 +195,7 @@ fn parse_container_attrs(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Raw
                     } else if is("sk_attr") {
                         set_once(cx, &mut index.sk_attr, &inner, "sk_attr")
                     } else {
-                        Err(inner.error(format!("unknown index attribute; expected one of: {INDEX_KEYS}")))
+                        unknown_key(cx, &inner, format!("unknown index attribute; expected one of: {INDEX_KEYS}"))
                     }
                 })?;
                 match name {
@@ -189,11 +206,12 @@ fn parse_container_attrs(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Raw
                 raw.indexes.push(index);
                 Ok(())
             } else {
-                Err(meta.error(format!("unknown item attribute; expected one of: {CONTAINER_KEYS}")))
+                unknown_key(cx, &meta, format!("unknown item attribute; expected one of: {CONTAINER_KEYS}"))
             }
         });
         if let Err(e) = result {
             cx.syn_error(e);
+            raw.incomplete = true;
         }
     }
     raw
@@ -234,7 +252,7 @@ fn key_type_hint(ty: &Type) -> Result<KeyTypeHint, String> {
                 "Vec" | "HashMap" | "BTreeMap" | "HashSet" | "BTreeSet" | "VecDeque" | "Box" | "Blob" => {
                     return Err(format!("`{last}` cannot be a key part: key templates take strings, integers and bool"))
                 }
-                "Option" => return Err("`Option` cannot be a key part of the table key: only index keys may be sparse".into()),
+                "Option" => return Err("a nested `Option` cannot be a key part: one `Option` already makes the index sparse".into()),
                 _ => KeyTypeHint::Other,
             })
         }
@@ -242,18 +260,19 @@ fn key_type_hint(ty: &Type) -> Result<KeyTypeHint, String> {
     }
 }
 
-fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Vec<Field> {
+/// `None` when the input is not a struct with named fields (reported).
+fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Option<Vec<Field>> {
     let named = match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Named(named) => named,
             _ => {
                 cx.error_spanned_by(&input.ident, "singletable derives need a struct with named fields");
-                return Vec::new();
+                return None;
             }
         },
         _ => {
             cx.error_spanned_by(&input.ident, "singletable derives need a struct with named fields");
-            return Vec::new();
+            return None;
         }
     };
     let mut fields = Vec::new();
@@ -287,7 +306,7 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Vec<Field> {
                     field.serde = true;
                     Ok(())
                 } else {
-                    Err(meta.error(format!("unknown field attribute; expected one of: {FIELD_KEYS}")))
+                    unknown_key(cx, &meta, format!("unknown field attribute; expected one of: {FIELD_KEYS}"))
                 }
             });
             if let Err(e) = result {
@@ -305,7 +324,7 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Vec<Field> {
             cx.error_spanned_by(&f.ident, format!("two fields are stored as attribute `{}`", f.attr));
         }
     }
-    fields
+    Some(fields)
 }
 
 /// What a template may use and where it sits.
@@ -398,7 +417,7 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
         cx.error_spanned_by(&input.generics, "singletable derives do not support generic structs");
     }
     let raw = parse_container_attrs(cx, input, is_entity);
-    let fields = parse_fields(cx, input);
+    let fields = parse_fields(cx, input)?;
     if !is_entity {
         return Some(Container { ident: input.ident.clone(), fields, entity: None });
     }
@@ -425,6 +444,7 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
     };
     let pk = match &raw.pk {
         Some(lit) => resolve_template(cx, &fields, site("pk", &pk_attr, lit, false, true)),
+        None if raw.incomplete => None,
         None => {
             cx.error_spanned_by(&input.ident, "missing partition key: add #[item(pk = \"PREFIX#{field}\")]");
             None
@@ -432,15 +452,38 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
     };
     let sk = match &raw.sk {
         Some(lit) => resolve_template(cx, &fields, site("sk", &sk_attr, lit, false, false)),
+        None if raw.incomplete => None,
         None => {
             cx.error_spanned_by(&input.ident, "missing sort key: add #[item(sk = \"PREFIX#{field}\")] (a constant such as \"PROFILE\" is fine)");
             None
         }
     };
 
+    // Every attribute the derive writes itself, with what it holds. Empty
+    // names are already reported and not checked again.
+    let mut key_attrs: Vec<(String, String)> = vec![(pk_attr.clone(), "the table's partition key".into())];
+    let distinct = |key_attrs: &[(String, String)], attr: &str, lit: Option<&LitStr>, what: &str, fix: &str| {
+        match key_attrs.iter().find(|(a, _)| a == attr).filter(|_| !attr.is_empty()) {
+            Some((_, holder)) => {
+                let message = format!("{what} would be stored in `{attr}`, which holds {holder}; {fix}");
+                match lit {
+                    Some(lit) => cx.error_spanned_by(lit, message),
+                    None => cx.error_spanned_by(&input.ident, message),
+                }
+                false
+            }
+            None => true,
+        }
+    };
+    if distinct(&key_attrs, &sk_attr, raw.sk_attr.as_ref().or(raw.pk_attr.as_ref()), "the sort key", "give it another name with `sk_attr`") {
+        key_attrs.push((sk_attr.clone(), "the table's sort key".into()));
+    }
+    if distinct(&key_attrs, &entity_attr, raw.entity_attr.as_ref(), "the entity type", "give it another name with `entity_attr`") {
+        key_attrs.push((entity_attr.clone(), "the entity type".into()));
+    }
+
     let mut indexes = Vec::new();
     let mut names = HashSet::new();
-    let mut key_attrs: Vec<String> = vec![pk_attr.clone(), sk_attr.clone()];
     for raw_index in &raw.indexes {
         let name = raw_index.name.value();
         if name.is_empty() {
@@ -464,11 +507,16 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
         if raw_index.sk.is_none() && raw_index.sk_attr.is_some() {
             cx.error_spanned_by(raw_index.sk_attr.as_ref().unwrap(), format!("index `{name}` has `sk_attr` but no `sk` template"));
         }
-        for attr in std::iter::once(&ipk_attr).chain(raw_index.sk.as_ref().map(|_| &isk_attr)) {
-            if key_attrs.contains(attr) {
-                cx.error_spanned_by(&raw_index.name, format!("index `{name}` reuses key attribute `{attr}`"));
+        let mut index_attrs = vec![("pk", &ipk_attr, raw_index.pk_attr.as_ref())];
+        if raw_index.sk.is_some() {
+            index_attrs.push(("sk", &isk_attr, raw_index.sk_attr.as_ref()));
+        }
+        for (key, attr, lit) in index_attrs {
+            let what = format!("index `{name}` {key}");
+            let fix = format!("give it another name with `{key}_attr`");
+            if distinct(&key_attrs, attr, Some(lit.unwrap_or(&raw_index.name)), &what, &fix) {
+                key_attrs.push((attr.clone(), what));
             }
-            key_attrs.push(attr.clone());
         }
         match (ipk, isk) {
             (Some(pk), None) if raw_index.sk.is_none() => indexes.push(Index { name, pk, sk: None }),
@@ -476,15 +524,11 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
             _ => {}
         }
     }
-    if pk_attr == sk_attr {
-        cx.error_spanned_by(&input.ident, format!("pk and sk are both stored in `{pk_attr}`"));
-    }
-    key_attrs.push(entity_attr.clone());
     for f in fields.iter().filter(|f| !f.skip) {
-        if key_attrs.contains(&f.attr) {
+        if let Some((_, holder)) = key_attrs.iter().find(|(a, _)| *a == f.attr && !a.is_empty()) {
             cx.error_spanned_by(
                 &f.ident,
-                format!("field `{}` would be stored as `{}`, which holds a key or the entity type; rename it with #[item(rename = \"...\")]", f.ident, f.attr),
+                format!("field `{}` would be stored as `{}`, which holds {holder}; rename it with #[item(rename = \"...\")]", f.ident, f.attr),
             );
         }
     }
