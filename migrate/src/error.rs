@@ -36,6 +36,10 @@ pub enum MigrateError {
     #[error("table `{table}`: the plan destroys {what}; allow it explicitly (--allow-destroy)")]
     Destructive { table: String, what: String },
 
+    /// The apply was interrupted (Ctrl-C) at a page boundary.
+    #[error("apply on table `{table}` interrupted; its progress is saved: run apply again to resume")]
+    Interrupted { table: String },
+
     /// Verification after apply found a problem.
     #[error("verification of table `{table}` failed:\n  {}", problems.join("\n  "))]
     Verification { table: String, problems: Vec<String> },

@@ -6,8 +6,10 @@
 //! [`plan::diff`]. What only the data can tell is added by [`analyze`].
 
 pub mod analyze;
+pub mod apply;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod ddb_json;
 mod error;
 pub mod fingerprint;
 pub mod live;
@@ -15,6 +17,7 @@ pub mod plan;
 pub mod render;
 pub mod reserved;
 
+pub use apply::{ApplyOptions, ApplyReport, Defaults, Event, Migrator, Observer, Quiet};
 pub use error::MigrateError;
 pub use live::{describe, LiveIndex, LiveTable};
 pub use plan::{diff, Action, Change, Plan};

@@ -1,0 +1,286 @@
+//! The backfill: a parallel scan that rewrites every item whose keys
+//! change, one checkpointed page at a time.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, TryStreamExt};
+
+use super::decide::{Item, ItemAction, Rules};
+use super::state::{Checkpoints, Lease, SegmentState};
+use super::write::{batch_write, delete_request, put_request, update_in_place, write_units, RateLimiter, UpdateOutcome};
+use super::{ApplyOptions, ApplyReport, Event, Observer};
+use crate::ddb_json::{item_from_json, item_to_json};
+use crate::error::MigrateError;
+use crate::plan::Plan;
+use crate::reserved::is_reserved_in;
+
+/// Scans one page of one segment (strongly consistent).
+pub(crate) async fn scan_page(
+    client: &Client,
+    table: &str,
+    segment: u32,
+    total: u32,
+    start: Option<Item>,
+    limit: Option<i32>,
+) -> Result<(Vec<Item>, Option<Item>), MigrateError> {
+    let out = client
+        .scan()
+        .table_name(table)
+        .segment(segment as i32)
+        .total_segments(total as i32)
+        .consistent_read(true)
+        .set_limit(limit)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| MigrateError::dynamo("Scan", table, e))?;
+    Ok((out.items.unwrap_or_default(), out.last_evaluated_key.filter(|k| !k.is_empty())))
+}
+
+#[derive(Default)]
+struct Counters {
+    scanned: AtomicU64,
+    written: AtomicU64,
+    moved: AtomicU64,
+    updated: AtomicU64,
+    deleted: AtomicU64,
+    unknown: AtomicU64,
+}
+
+/// Runs the backfill over every segment not yet done.
+pub(crate) async fn run(
+    client: &Client,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    checkpoints: &Checkpoints,
+    lease: &Lease,
+    observer: Arc<dyn Observer>,
+    report: &mut ApplyReport,
+) -> Result<(), MigrateError> {
+    let (total, states) = match checkpoints.load().await? {
+        Some(saved) => {
+            report.resumed = true;
+            saved
+        }
+        None => (opts.segments.max(1), vec![SegmentState::default(); opts.segments.max(1) as usize]),
+    };
+    let limiter = RateLimiter::new(opts.max_wcu);
+    let counters = Counters::default();
+    let expected: Option<u64> = (!plan.entities.is_empty()).then(|| plan.entities.iter().map(|e| e.items).sum());
+    let rules = Rules::new(plan, &opts.defaults);
+    let lease_lost = lease.watch();
+
+    let segments = states.into_iter().enumerate().filter(|(_, s)| !s.done).map(|(segment, state)| {
+        let (limiter, counters, rules, observer, lease_lost) = (&limiter, &counters, &rules, observer.clone(), &lease_lost);
+        async move {
+            let segment = segment as u32;
+            let mut start = state.resume_from;
+            loop {
+                lease_lost.check()?;
+                if opts.cancel.load(Ordering::SeqCst) {
+                    return Err(MigrateError::Interrupted { table: plan.table.clone() });
+                }
+                let (items, next) = scan_page(client, &plan.table, segment, total, start.clone(), Some(opts.page_size)).await?;
+                rewrite_page(client, &plan.table, items, rules, limiter, counters).await?;
+                observer.event(Event::Progress {
+                    scanned: counters.scanned.load(Ordering::Relaxed),
+                    written: counters.written.load(Ordering::Relaxed),
+                    total: expected,
+                });
+                // Saved only after every write of the page succeeded: a
+                // crash before this line redoes the page, which is harmless
+                // because items already in their new form are kept.
+                let state = SegmentState { done: next.is_none(), resume_from: next.clone() };
+                checkpoints.save(segment, total, &state).await?;
+                match next {
+                    Some(key) => start = Some(key),
+                    None => return Ok::<(), MigrateError>(()),
+                }
+            }
+        }
+    });
+    let results = futures::future::join_all(segments).await;
+    report.scanned += counters.scanned.load(Ordering::Relaxed);
+    report.moved += counters.moved.load(Ordering::Relaxed);
+    report.updated += counters.updated.load(Ordering::Relaxed);
+    report.deleted += counters.deleted.load(Ordering::Relaxed);
+    report.unknown += counters.unknown.load(Ordering::Relaxed);
+    if report.unknown > 0 {
+        let warning = format!("{} items of no known entity type were left untouched", report.unknown);
+        observer.event(Event::Warning(warning.clone()));
+        report.warnings.push(warning);
+    }
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+/// Rewrites one page: new items first, then deletes of what they replace,
+/// then in-place updates.
+async fn rewrite_page(
+    client: &Client,
+    table: &str,
+    items: Vec<Item>,
+    rules: &Rules<'_>,
+    limiter: &RateLimiter,
+    counters: &Counters,
+) -> Result<(), MigrateError> {
+    let pk_attr = &rules.new.pk_attr;
+    let (mut puts, mut deletes, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut put_units, mut moved, mut deleted) = (0.0, 0, 0);
+    counters.scanned.fetch_add(items.len() as u64, Ordering::Relaxed);
+    for item in items {
+        if is_reserved_in(&item, pk_attr) {
+            counters.scanned.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
+        match rules.decide(&item).map_err(|reason| MigrateError::Blocked { table: table.to_string(), errors: vec![reason] })? {
+            ItemAction::Keep => {}
+            ItemAction::Unknown => {
+                counters.unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            ItemAction::Move { new_item, old_key } => {
+                put_units += write_units(&new_item);
+                puts.push(put_request(new_item));
+                deletes.push(delete_request(old_key));
+                moved += 1;
+            }
+            ItemAction::Delete { key } => {
+                deletes.push(delete_request(key));
+                deleted += 1;
+            }
+            ItemAction::Update { key, set, remove, expect } => updates.push((key, set, remove, expect)),
+        }
+    }
+    // Every new item is written before any old one is deleted.
+    if !puts.is_empty() {
+        batch_write(client, table, puts, put_units, limiter).await?;
+    }
+    if !deletes.is_empty() {
+        let units = deletes.len() as f64;
+        batch_write(client, table, deletes, units, limiter).await?;
+    }
+    counters.moved.fetch_add(moved, Ordering::Relaxed);
+    counters.deleted.fetch_add(deleted, Ordering::Relaxed);
+    counters.written.fetch_add(moved + deleted, Ordering::Relaxed);
+
+    stream::iter(updates.into_iter().map(Ok::<_, MigrateError>))
+        .try_for_each_concurrent(8, |(mut key, mut set, mut remove, mut expect)| async move {
+            for _ in 0..5 {
+                match update_in_place(client, table, key.clone(), &set, &remove, &expect, limiter).await? {
+                    UpdateOutcome::Done => {
+                        counters.updated.fetch_add(1, Ordering::Relaxed);
+                        counters.written.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    UpdateOutcome::Conflict => {
+                        // Someone wrote the item meanwhile: read it again and
+                        // decide afresh from what it holds now.
+                        let fresh = client
+                            .get_item()
+                            .table_name(table)
+                            .set_key(Some(key.clone()))
+                            .consistent_read(true)
+                            .send()
+                            .await
+                            .map_err(|e| MigrateError::dynamo("GetItem", table, e))?;
+                        let Some(item) = fresh.item else { return Ok(()) };
+                        match rules.decide(&item).map_err(|r| MigrateError::Blocked { table: table.to_string(), errors: vec![r] })? {
+                            ItemAction::Update { key: k, set: s, remove: r, expect: e } => {
+                                (key, set, remove, expect) = (k, s, r, e);
+                            }
+                            ItemAction::Keep => return Ok(()),
+                            other => {
+                                return Err(MigrateError::Other(format!(
+                                    "table `{table}`: item {key:?} changed during apply into one needing {other:?}; run apply again"
+                                )))
+                            }
+                        }
+                    }
+                }
+            }
+            Err(MigrateError::Other(format!("table `{table}`: item {key:?} kept changing during apply; run apply again")))
+        })
+        .await
+}
+
+/// Writes every item of the `removed` entities to a JSON-lines file
+/// (appending, so a resumed apply keeps what an earlier attempt exported).
+pub(crate) async fn export(
+    client: &Client,
+    plan: &Plan,
+    removed: &HashSet<&str>,
+    path: &Path,
+    segments: u32,
+) -> Result<u64, MigrateError> {
+    let io = |e: std::io::Error| MigrateError::Io { path: path.display().to_string(), source: e };
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    let out = std::sync::Mutex::new(std::io::BufWriter::new(file));
+    let entity_attr = plan.to.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
+    let count = AtomicU64::new(0);
+    let tasks = (0..segments.max(1)).map(|segment| {
+        let (out, count, entity_attr) = (&out, &count, &entity_attr);
+        async move {
+            let mut start = None;
+            loop {
+                let (items, next) = scan_page(client, &plan.table, segment, segments.max(1), start, None).await?;
+                for item in items {
+                    if matches!(item.get(entity_attr), Some(AttributeValue::S(e)) if removed.contains(e.as_str())) {
+                        let line = serde_json::to_string(&item_to_json(&item)).expect("JSON of an item");
+                        writeln!(out.lock().expect("export writer"), "{line}").map_err(io)?;
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                match next {
+                    Some(k) => start = Some(k),
+                    None => return Ok::<(), MigrateError>(()),
+                }
+            }
+        }
+    });
+    futures::future::try_join_all(tasks).await?;
+    let mut writer = out.into_inner().expect("export writer");
+    writer.flush().map_err(io)?;
+    writer.get_ref().sync_all().map_err(io)?;
+    Ok(count.into_inner())
+}
+
+/// Puts every item of an export file back.
+pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result<u64, MigrateError> {
+    let io = |e: std::io::Error| MigrateError::Io { path: path.display().to_string(), source: e };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let limiter = RateLimiter::new(None);
+    let mut batch = Vec::new();
+    let mut seen = HashSet::new();
+    let mut written = 0;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| MigrateError::Other(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        let item = item_from_json(&value).map_err(|e| MigrateError::Other(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        // An export appended by a resumed apply may hold an item twice;
+        // one batch may not carry the same item twice.
+        if !seen.insert(line) {
+            continue;
+        }
+        batch.push(put_request(item));
+        if batch.len() == 25 {
+            written += batch.len() as u64;
+            batch_write(client, table, std::mem::take(&mut batch), 25.0, &limiter).await?;
+        }
+    }
+    if !batch.is_empty() {
+        written += batch.len() as u64;
+        let units = batch.len() as f64;
+        batch_write(client, table, batch, units, &limiter).await?;
+    }
+    Ok(written)
+}

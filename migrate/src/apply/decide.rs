@@ -1,0 +1,267 @@
+//! What to do with one stored item: a pure function of the item, the two
+//! designs and the plan, so that apply, resume and verification agree.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use singletable::{EntityDesign, TableDesign};
+
+use crate::plan::{Change, Plan};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Values for attributes old items lack, by (entity, attribute).
+pub type Defaults = HashMap<(String, String), AttributeValue>;
+
+/// The action for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ItemAction {
+    /// Already in the new form (or not ours to touch).
+    Keep,
+    /// New table key: write `new_item`, then delete `old_key`.
+    Move { new_item: Item, old_key: Item },
+    /// Same table key, other index keys: update in place, on the condition
+    /// that the attributes the keys were rendered from are unchanged.
+    Update { key: Item, set: Vec<(String, AttributeValue)>, remove: Vec<String>, expect: Vec<(String, Option<AttributeValue>)> },
+    /// The entity was removed from the design.
+    Delete { key: Item },
+    /// The item belongs to no entity of either design.
+    Unknown,
+}
+
+/// Everything `decide` needs, prepared once per apply.
+pub(crate) struct Rules<'a> {
+    pub new: &'a TableDesign,
+    pub defaults: &'a Defaults,
+    /// Entities whose items are rewritten.
+    rewritten: HashSet<&'a str>,
+    /// Entities whose items are deleted.
+    removed: HashSet<&'a str>,
+    /// Entities of the old design (known, even when not rewritten).
+    known: HashSet<&'a str>,
+    /// Every index key attribute either design uses.
+    index_attrs: Vec<String>,
+    entity_attr: String,
+}
+
+impl<'a> Rules<'a> {
+    pub fn new(plan: &'a Plan, defaults: &'a Defaults) -> Self {
+        let mut rewritten = HashSet::new();
+        let mut removed = HashSet::new();
+        for c in &plan.changes {
+            match c {
+                Change::Rewrite(r) => {
+                    rewritten.insert(r.entity.as_str());
+                }
+                Change::RemoveEntity { entity } => {
+                    removed.insert(entity.as_str());
+                }
+                _ => {}
+            }
+        }
+        let mut index_attrs: Vec<String> = Vec::new();
+        for design in plan.from.iter().chain(std::iter::once(&plan.to)) {
+            for i in &design.indexes {
+                for a in std::iter::once(&i.pk_attr).chain(i.sk_attr.as_ref()) {
+                    if !index_attrs.contains(a) {
+                        index_attrs.push(a.clone());
+                    }
+                }
+            }
+        }
+        let known = plan.from.iter().chain(std::iter::once(&plan.to)).flat_map(|d| d.entities.iter().map(|e| e.entity.as_ref())).collect();
+        let entity_attr = plan.to.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
+        Rules { new: &plan.to, defaults, rewritten, removed, known, index_attrs, entity_attr }
+    }
+
+    fn entity_of<'i>(&self, item: &'i Item) -> Option<&'i str> {
+        match item.get(&self.entity_attr) {
+            Some(AttributeValue::S(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    fn key_of(&self, item: &Item) -> Item {
+        [&self.new.pk_attr, &self.new.sk_attr]
+            .into_iter()
+            .filter_map(|a| item.get(a).map(|v| (a.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Decides what to do with `item`. `Err` carries a reason the item
+    /// cannot be rewritten (a missing attribute without default, an empty
+    /// key part ...): apply stops on it, as plan reported it.
+    pub fn decide(&self, item: &Item) -> Result<ItemAction, String> {
+        let Some(entity) = self.entity_of(item) else { return Ok(ItemAction::Unknown) };
+        if self.removed.contains(entity) {
+            return Ok(ItemAction::Delete { key: self.key_of(item) });
+        }
+        if !self.rewritten.contains(entity) {
+            return Ok(if self.known.contains(entity) { ItemAction::Keep } else { ItemAction::Unknown });
+        }
+        let design = self.new.entity(entity).expect("rewritten entities are in the new design");
+        self.rewrite(design, item)
+    }
+
+    fn rewrite(&self, design: &EntityDesign, item: &Item) -> Result<ItemAction, String> {
+        // Attributes the new templates need, filled from defaults.
+        let mut added: Vec<(String, AttributeValue)> = Vec::new();
+        for ((entity, attr), value) in self.defaults {
+            if entity == design.entity.as_ref() && !item.contains_key(attr) {
+                added.push((attr.clone(), value.clone()));
+            }
+        }
+        let rendered = if added.is_empty() {
+            design.render_keys(item)
+        } else {
+            let mut filled = item.clone();
+            filled.extend(added.iter().cloned());
+            design.render_keys(&filled)
+        }
+        .map_err(|e| e.to_string())?;
+
+        let new_keys: Vec<(String, AttributeValue)> = rendered.into_iter().map(|(a, v)| (a, AttributeValue::S(v))).collect();
+        let stale: Vec<String> = self
+            .index_attrs
+            .iter()
+            .filter(|a| item.contains_key(*a) && !new_keys.iter().any(|(k, _)| k == *a))
+            .cloned()
+            .collect();
+        let (pk, sk) = (&self.new.pk_attr, &self.new.sk_attr);
+        let table_key_moves = new_keys.iter().any(|(a, v)| (a == pk || a == sk) && item.get(a) != Some(v));
+        if table_key_moves {
+            let mut new_item = item.clone();
+            for a in &stale {
+                new_item.remove(a);
+            }
+            new_item.extend(added);
+            new_item.extend(new_keys);
+            return Ok(ItemAction::Move { new_item, old_key: self.key_of(item) });
+        }
+        let mut set: Vec<(String, AttributeValue)> =
+            new_keys.into_iter().filter(|(a, v)| item.get(a) != Some(v)).collect();
+        if set.is_empty() && stale.is_empty() && added.is_empty() {
+            return Ok(ItemAction::Keep);
+        }
+        // The condition pins every attribute a template reads, so a
+        // concurrent write to one of them is never overwritten with keys
+        // rendered from the old value.
+        let mut expect: Vec<(String, Option<AttributeValue>)> = Vec::new();
+        for f in design.key_designs().flat_map(|k| k.template.fields()) {
+            if !expect.iter().any(|(a, _)| *a == f.attr) {
+                expect.push((f.attr.to_string(), item.get(f.attr.as_ref()).cloned()));
+            }
+        }
+        set.extend(added);
+        Ok(ItemAction::Update { key: self.key_of(item), set, remove: stale, expect })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LiveTable;
+    use singletable::Item as _;
+
+    mod v1 {
+        #[derive(singletable::Item)]
+        #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+        #[item(index(name = "gsi1", pk = "EMAIL#{email}"))]
+        pub struct User {
+            pub org: String,
+            pub id: String,
+            pub email: String,
+        }
+        #[derive(singletable::Item)]
+        #[item(entity = "Note", pk = "ORG#{org}", sk = "NOTE#{id}")]
+        pub struct Note {
+            pub org: String,
+            pub id: String,
+        }
+    }
+    mod v2 {
+        #[derive(singletable::Item)]
+        #[item(entity = "User", pk = "TENANT#{org}", sk = "USER#{id}")]
+        #[item(index(name = "gsi2", pk = "R#{region}"))]
+        pub struct User {
+            pub org: String,
+            pub id: String,
+            pub email: String,
+            pub region: String,
+        }
+    }
+    mod v3 {
+        #[derive(singletable::Item)]
+        #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+        #[item(index(name = "gsi1", pk = "MAIL#{email}"))]
+        pub struct User {
+            pub org: String,
+            pub id: String,
+            pub email: String,
+        }
+    }
+
+    fn plan(old: TableDesign, new: TableDesign) -> Plan {
+        let changes = crate::plan::diff(Some(&old), &new, &LiveTable::as_created(&old)).unwrap();
+        Plan { table: old.table.clone(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new() }
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn user_v1() -> Item {
+        v1::User { org: "acme".into(), id: "ann".into(), email: "a@x".into() }.to_item().unwrap()
+    }
+
+    #[test]
+    fn a_move_carries_payload_and_new_keys_and_drops_stale_index_keys() {
+        let old = TableDesign::new("t").entity::<v1::User>().entity::<v1::Note>().build().unwrap();
+        let new = TableDesign::new("t").entity::<v2::User>().build().unwrap();
+        let p = plan(old, new);
+        let defaults: Defaults = [(("User".to_string(), "region".to_string()), s("eu"))].into();
+        let rules = Rules::new(&p, &defaults);
+        let ItemAction::Move { new_item, old_key } = rules.decide(&user_v1()).unwrap() else { panic!() };
+        assert_eq!(old_key, [("pk".to_string(), s("ORG#acme")), ("sk".to_string(), s("USER#ann"))].into());
+        assert_eq!(new_item["pk"], s("TENANT#acme"));
+        assert_eq!(new_item["gsi2pk"], s("R#eu"));
+        assert_eq!(new_item["region"], s("eu"));
+        assert_eq!(new_item["email"], s("a@x"));
+        assert!(!new_item.contains_key("gsi1pk"));
+        // The moved item is already in the new form: nothing more to do.
+        assert_eq!(rules.decide(&new_item).unwrap(), ItemAction::Keep);
+        // Notes were removed from the design.
+        let note = v1::Note { org: "acme".into(), id: "n".into() }.to_item().unwrap();
+        assert!(matches!(rules.decide(&note).unwrap(), ItemAction::Delete { .. }));
+    }
+
+    #[test]
+    fn a_missing_attribute_without_default_is_refused() {
+        let old = TableDesign::new("t").entity::<v1::User>().build().unwrap();
+        let new = TableDesign::new("t").entity::<v2::User>().build().unwrap();
+        let p = plan(old, new);
+        let defaults = Defaults::new();
+        let err = Rules::new(&p, &defaults).decide(&user_v1()).unwrap_err();
+        assert!(err.contains("region"), "{err}");
+    }
+
+    #[test]
+    fn an_index_change_updates_in_place_under_a_condition() {
+        let old = TableDesign::new("t").entity::<v1::User>().build().unwrap();
+        let new = TableDesign::new("t").entity::<v3::User>().build().unwrap();
+        let p = plan(old, new);
+        let defaults = Defaults::new();
+        let rules = Rules::new(&p, &defaults);
+        let ItemAction::Update { key, set, remove, expect } = rules.decide(&user_v1()).unwrap() else { panic!() };
+        assert_eq!(key.len(), 2);
+        assert_eq!(set, vec![("gsi1pk".to_string(), s("MAIL#a@x"))]);
+        assert!(remove.is_empty());
+        assert!(expect.contains(&("email".to_string(), Some(s("a@x")))));
+        let mut done = user_v1();
+        done.insert("gsi1pk".into(), s("MAIL#a@x"));
+        assert_eq!(rules.decide(&done).unwrap(), ItemAction::Keep);
+        let mut stranger = user_v1();
+        stranger.insert("_et".into(), s("Alien"));
+        assert_eq!(rules.decide(&stranger).unwrap(), ItemAction::Unknown);
+    }
+}

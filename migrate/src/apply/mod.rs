@@ -1,0 +1,307 @@
+//! Applying a plan: the [`Migrator`].
+//!
+//! Apply is locked (a lease item with heartbeat, so a second apply on the
+//! same table fails fast), checkpointed per scan segment (a crash, `kill
+//! -9` or Ctrl-C resumes where it stopped), idempotent (an item already in
+//! its new form is left alone, so re-running a finished apply changes
+//! nothing), parallel (scan segments), rate-limited (a write-capacity
+//! budget) and verified (counts and template conformance per entity).
+//!
+//! A key move writes the new item before deleting the old one, so at no
+//! instant does an item exist in neither form. Index-only changes update
+//! in place, on the condition that the attributes the keys were rendered
+//! from did not change meanwhile.
+//!
+//! While a move runs, application writers should write the new form (or
+//! pause): a write to an old-form item after it was copied is not carried
+//! over.
+
+mod backfill;
+pub(crate) mod decide;
+mod schema;
+mod state;
+mod verify;
+mod write;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use singletable::{Table, TableDesign};
+
+pub use decide::Defaults;
+pub use verify::VerifyReport;
+
+use crate::error::MigrateError;
+use crate::fingerprint::{fingerprint, Fnv64};
+use crate::live::describe;
+use crate::plan::{Change, Plan};
+use crate::reserved::{read_recorded_design, record_design};
+use state::{Checkpoints, Lease, Reserved};
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Parallel scan segments (a resumed apply keeps the count it started
+    /// with).
+    pub segments: u32,
+    /// Write budget in write capacity units per second (`None`: as fast as
+    /// the table takes it).
+    pub max_wcu: Option<f64>,
+    /// Allow destructive changes (index deletion, entity removal).
+    pub allow_destroy: bool,
+    /// Where exports of destroyed items go.
+    pub export_dir: PathBuf,
+    /// Values for attributes old items lack.
+    pub defaults: Defaults,
+    /// How long the lock lasts without a heartbeat.
+    pub lease: Duration,
+    /// Who holds the lock (shown to a second apply).
+    pub owner: String,
+    /// Items per scan page (and per checkpoint).
+    pub page_size: i32,
+    /// Set to stop at the next page boundary (Ctrl-C); the apply returns
+    /// [`MigrateError::Interrupted`] with its checkpoints saved.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            segments: 4,
+            max_wcu: None,
+            allow_destroy: false,
+            export_dir: PathBuf::from("."),
+            defaults: Defaults::new(),
+            lease: Duration::from_secs(30),
+            owner: format!("apply pid {}", std::process::id()),
+            page_size: 500,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What an apply reports as it goes. The library never prints; the CLI
+/// turns these into a progress bar or log lines.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A step of the plan begins.
+    Step { number: usize, total: usize, text: String },
+    /// Backfill progress: items scanned so far of about `total`.
+    Progress { scanned: u64, written: u64, total: Option<u64> },
+    /// Something the user should know that does not stop the apply.
+    Warning(String),
+}
+
+/// Receives [`Event`]s.
+pub trait Observer: Send + Sync {
+    /// Called from any task of the apply.
+    fn event(&self, event: Event);
+}
+
+/// Ignores every event.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: Event) {}
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplyReport {
+    /// Items read by the backfill scan.
+    pub scanned: u64,
+    /// Items moved to a new table key.
+    pub moved: u64,
+    /// Items whose index keys were updated in place.
+    pub updated: u64,
+    /// Items deleted (entities removed from the design).
+    pub deleted: u64,
+    /// Items of no known entity, left untouched.
+    pub unknown: u64,
+    /// Whether the backfill resumed from checkpoints.
+    pub resumed: bool,
+    /// Export files written before destructive steps.
+    pub exports: Vec<PathBuf>,
+    /// The verification pass.
+    pub verification: Option<VerifyReport>,
+    /// Steps to switch the application over (copy to a new table).
+    pub cutover: Vec<String>,
+    /// Warnings (also sent as events).
+    pub warnings: Vec<String>,
+}
+
+/// Applies plans to tables through an injected client.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    client: Client,
+}
+
+/// A stable identifier of the migration from one design to another, so a
+/// resumed apply finds its own checkpoints.
+fn migration_id(plan: &Plan, defaults: &Defaults) -> String {
+    let mut h = Fnv64::new();
+    h.write_str(&plan.table);
+    h.write_str(&plan.from.as_ref().map(TableDesign::to_json).unwrap_or_default());
+    h.write_str(&plan.to.to_json());
+    let mut d: Vec<String> = defaults.iter().map(|((e, a), v)| format!("{e}.{a}={v:?}")).collect();
+    d.sort();
+    for line in d {
+        h.write_str(&line);
+    }
+    format!("{:016x}", h.finish())
+}
+
+impl Migrator {
+    /// A migrator using `client`.
+    pub fn new(client: Client) -> Self {
+        Migrator { client }
+    }
+
+    /// Applies `plan`. See the module docs for the guarantees.
+    pub async fn apply(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<ApplyReport, MigrateError> {
+        let live = describe(&self.client, &plan.table).await?;
+        let recorded = if live.exists {
+            let (pk, sk) = (live.pk_attr.as_deref().unwrap_or(&plan.to.pk_attr), live.sk_attr.as_deref().unwrap_or(&plan.to.sk_attr));
+            read_recorded_design(&self.client, &plan.table, pk, sk).await?
+        } else {
+            None
+        };
+        if !plan.fingerprint.is_empty() {
+            let now = fingerprint(&live, recorded.as_ref());
+            if now != plan.fingerprint {
+                return Err(MigrateError::StalePlan { table: plan.table.clone(), planned: plan.fingerprint.clone(), now });
+            }
+        }
+        let errors = plan.blocking_errors();
+        if !errors.is_empty() {
+            return Err(MigrateError::Blocked { table: plan.table.clone(), errors });
+        }
+        let destroys: Vec<String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::DeleteIndex { index } => Some(format!("index `{}`", index.name)),
+                Change::RemoveEntity { entity } => Some(format!("every `{entity}` item")),
+                _ => None,
+            })
+            .collect();
+        if !destroys.is_empty() && !opts.allow_destroy {
+            return Err(MigrateError::Destructive { table: plan.table.clone(), what: destroys.join(", ") });
+        }
+        for (entity, attr) in opts.defaults.keys() {
+            if plan.to.entity(entity).is_none() {
+                return Err(MigrateError::Other(format!("--default {entity}.{attr}: no entity `{entity}` in the new design")));
+            }
+        }
+
+        let mut report = ApplyReport::default();
+        if plan.changes.is_empty() {
+            return Ok(report);
+        }
+        if let Some(Change::CopyToNewTable { from, to, .. }) = plan.changes.first() {
+            return schema::copy_to_new_table(&self.client, plan, from, to, opts, observer, report).await;
+        }
+        let creates_table = plan.changes.iter().any(|c| matches!(c, Change::CreateTable { .. }));
+        let total_steps = plan.changes.len();
+        if creates_table {
+            observer.event(Event::Step { number: 1, total: total_steps, text: format!("create table `{}`", plan.table) });
+            Table::new(self.client.clone(), plan.to.clone()).create_table().await?;
+            schema::apply_settings(&self.client, &plan.table, &plan.to, &mut report, &*observer).await?;
+        }
+
+        let at = Reserved {
+            client: self.client.clone(),
+            table: plan.table.clone(),
+            pk_attr: plan.to.pk_attr.clone(),
+            sk_attr: plan.to.sk_attr.clone(),
+        };
+        let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;
+        let result = self.apply_locked(plan, opts, observer, &at, &lease, &mut report).await;
+        match result {
+            Ok(()) => {
+                lease.release().await?;
+                Ok(report)
+            }
+            Err(e) => {
+                // Let go of the lock so a resume can start at once; the
+                // checkpoints stay.
+                let _ = lease.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_locked(
+        &self,
+        plan: &Plan,
+        opts: &ApplyOptions,
+        observer: Arc<dyn Observer>,
+        at: &Reserved,
+        lease: &Lease,
+        report: &mut ApplyReport,
+    ) -> Result<(), MigrateError> {
+        let migration = migration_id(plan, &opts.defaults);
+        let checkpoints = Checkpoints { at: at.clone(), migration: migration.clone() };
+        let mut backfilled = false;
+        let total = plan.changes.len();
+        for (i, change) in plan.changes.iter().enumerate() {
+            let step = |text: String| observer.event(Event::Step { number: i + 1, total, text });
+            match change {
+                Change::CreateTable { .. } | Change::AddEntity { .. } => {}
+                Change::CopyToNewTable { .. } => unreachable!("handled before locking"),
+                Change::UpdateTtl { .. } | Change::UpdateStream { .. } | Change::UpdatePointInTimeRecovery { .. } => {
+                    step(format!("update settings of `{}`", plan.table));
+                    schema::apply_setting(&self.client, &plan.table, change, report, &*observer).await?;
+                }
+                Change::DeleteIndex { index } => {
+                    step(format!("delete index `{}`", index.name));
+                    schema::delete_index(&self.client, &plan.table, &index.name).await?;
+                }
+                Change::CreateIndex { index, .. } => {
+                    step(format!("create index `{}` and wait until ACTIVE", index.name));
+                    schema::create_index(&self.client, &plan.table, index).await?;
+                }
+                Change::Rewrite(_) | Change::RemoveEntity { .. } if !backfilled => {
+                    backfilled = true;
+                    let removed: HashSet<&str> = plan
+                        .changes
+                        .iter()
+                        .filter_map(|c| if let Change::RemoveEntity { entity } = c { Some(entity.as_str()) } else { None })
+                        .collect();
+                    if !removed.is_empty() {
+                        step(format!("export items of removed entities before deleting them ({})", removed.iter().copied().collect::<Vec<_>>().join(", ")));
+                        let path = opts.export_dir.join(format!("{}-{migration}-removed.jsonl", plan.table));
+                        backfill::export(&self.client, plan, &removed, &path, opts.segments).await?;
+                        report.exports.push(path);
+                    }
+                    step("rewrite items (parallel scan)".to_string());
+                    backfill::run(&self.client, plan, opts, &checkpoints, lease, observer.clone(), report).await?;
+                }
+                Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
+            }
+        }
+        let verification = verify::verify(&self.client, plan, opts.segments).await?;
+        let problems = verification.problems.clone();
+        report.verification = Some(verification);
+        if !problems.is_empty() {
+            return Err(MigrateError::Verification { table: plan.table.clone(), problems });
+        }
+        record_design(&self.client, &plan.to, &plan.table).await?;
+        if backfilled {
+            let segments = checkpoints.load().await?.map_or(opts.segments, |(n, _)| n);
+            checkpoints.clear(segments).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts back the items of an export file (JSON lines of typed DynamoDB
+    /// JSON) into `table`. Returns how many were written.
+    pub async fn restore(&self, table: &str, file: &Path) -> Result<u64, MigrateError> {
+        backfill::restore(&self.client, table, file).await
+    }
+}

@@ -1,0 +1,272 @@
+//! State an apply keeps in the table itself, under the reserved partition:
+//! the lock (a lease with heartbeat and expiry) and per-segment
+//! checkpoints, so a crashed or interrupted apply resumes where it stopped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::decide::Item;
+use crate::error::MigrateError;
+use crate::reserved::{checkpoint_sk, reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Where reserved items live: the table and its key attribute names.
+#[derive(Debug, Clone)]
+pub(crate) struct Reserved {
+    pub client: Client,
+    pub table: String,
+    pub pk_attr: String,
+    pub sk_attr: String,
+}
+
+impl Reserved {
+    fn key(&self, sk: &str) -> Item {
+        reserved_key(&self.pk_attr, &self.sk_attr, sk)
+    }
+}
+
+/// A held migration lock; released on [`Lease::release`]. The heartbeat
+/// renews it; if renewal fails the lease is marked lost and the apply
+/// stops at its next page rather than race a second apply.
+pub(crate) struct Lease {
+    at: Reserved,
+    owner: String,
+    lost: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    pub async fn acquire(at: &Reserved, owner: &str, lease: Duration) -> Result<Lease, MigrateError> {
+        let now = now_ms();
+        let expires = now + lease.as_millis() as u64;
+        let mut item = at.key(LOCK_SK);
+        item.insert("owner".into(), s(owner));
+        item.insert("expires_at_ms".into(), n(expires));
+        item.insert("acquired_at_ms".into(), n(now));
+        let result = at
+            .client
+            .put_item()
+            .table_name(&at.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #exp < :now OR #owner = :owner")
+            .expression_attribute_names("#pk", &at.pk_attr)
+            .expression_attribute_names("#exp", "expires_at_ms")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                let held = at
+                    .client
+                    .get_item()
+                    .table_name(&at.table)
+                    .set_key(Some(at.key(LOCK_SK)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.item)
+                    .unwrap_or_default();
+                let text = |k: &str| match held.get(k) {
+                    Some(AttributeValue::S(v)) | Some(AttributeValue::N(v)) => v.clone(),
+                    _ => "?".into(),
+                };
+                let expires_at = text("expires_at_ms")
+                    .parse::<u64>()
+                    .map(|ms| format!("{:.0} s from now", (ms as f64 - now_ms() as f64) / 1000.0))
+                    .unwrap_or_else(|_| "?".into());
+                return Err(MigrateError::Locked { table: at.table.clone(), owner: text("owner"), expires_at });
+            }
+            Err(e) => return Err(MigrateError::dynamo("PutItem (lock)", &at.table, e)),
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (at, owner, lost) = (at.clone(), owner.to_string(), lost.clone());
+            tokio::spawn(async move {
+                let every = lease / 3;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let renewed = at
+                        .client
+                        .update_item()
+                        .table_name(&at.table)
+                        .set_key(Some(at.key(LOCK_SK)))
+                        .update_expression("SET #exp = :exp")
+                        .condition_expression("#owner = :owner")
+                        .expression_attribute_names("#exp", "expires_at_ms")
+                        .expression_attribute_names("#owner", "owner")
+                        .expression_attribute_values(":exp", n(now_ms() + lease.as_millis() as u64))
+                        .expression_attribute_values(":owner", s(&owner))
+                        .send()
+                        .await;
+                    if renewed.is_err() {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        };
+        Ok(Lease { at: at.clone(), owner: owner.to_string(), lost, heartbeat })
+    }
+
+    /// A handle the backfill tasks check between pages.
+    pub fn watch(&self) -> LeaseWatch {
+        LeaseWatch { table: self.at.table.clone(), lost: self.lost.clone() }
+    }
+
+    pub async fn release(self) -> Result<(), MigrateError> {
+        self.heartbeat.abort();
+        self.at
+            .client
+            .delete_item()
+            .table_name(&self.at.table)
+            .set_key(Some(self.at.key(LOCK_SK)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(&self.owner))
+            .send()
+            .await
+            .map_err(|e| MigrateError::dynamo("DeleteItem (lock)", &self.at.table, e))?;
+        Ok(())
+    }
+}
+
+/// Tells whether the lease is still held.
+pub(crate) struct LeaseWatch {
+    table: String,
+    lost: Arc<AtomicBool>,
+}
+
+impl LeaseWatch {
+    /// Fails once the lease could not be renewed.
+    pub fn check(&self) -> Result<(), MigrateError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(MigrateError::Other(format!(
+                "lost the migration lock of table `{}` (heartbeat failed); stopping so two applies never run at once",
+                self.table
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // An apply that fails leaves the lock to expire, but never renews it.
+        self.heartbeat.abort();
+    }
+}
+
+/// Where one scan segment stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SegmentState {
+    pub done: bool,
+    /// The scan's LastEvaluatedKey after the last page fully written.
+    pub resume_from: Option<Item>,
+}
+
+/// Checkpoints of one migration (identified by `migration`).
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoints {
+    pub at: Reserved,
+    pub migration: String,
+}
+
+impl Checkpoints {
+    /// Loads saved states; returns the segment count they were made with
+    /// (a resume must keep it) or `None` when there are none.
+    pub async fn load(&self) -> Result<Option<(u32, Vec<SegmentState>)>, MigrateError> {
+        let mut found: Vec<(u32, u32, SegmentState)> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .at
+                .client
+                .query()
+                .table_name(&self.at.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", &self.at.pk_attr)
+                .expression_attribute_names("#sk", &self.at.sk_attr)
+                .expression_attribute_values(":pk", s(RESERVED_PK))
+                .expression_attribute_values(":prefix", s(format!("{CHECKPOINT_PREFIX}{}#", self.migration)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| MigrateError::dynamo("Query (checkpoints)", &self.at.table, e))?;
+            for item in page.items() {
+                let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
+                let (Some(segment), Some(total)) = (num("segment"), num("total_segments")) else { continue };
+                let done = matches!(item.get("done"), Some(AttributeValue::Bool(true)));
+                let resume_from = item.get("resume_from").and_then(|v| v.as_m().ok()).cloned();
+                found.push((segment, total, SegmentState { done, resume_from }));
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        let Some(total) = found.first().map(|f| f.1) else { return Ok(None) };
+        let mut states = vec![SegmentState::default(); total as usize];
+        for (segment, _, state) in found {
+            if let Some(slot) = states.get_mut(segment as usize) {
+                *slot = state;
+            }
+        }
+        Ok(Some((total, states)))
+    }
+
+    /// Records a segment's progress after a page is fully written.
+    pub async fn save(&self, segment: u32, total: u32, state: &SegmentState) -> Result<(), MigrateError> {
+        let mut item = self.at.key(&checkpoint_sk(&self.migration, segment));
+        item.insert("segment".into(), n(segment as u64));
+        item.insert("total_segments".into(), n(total as u64));
+        item.insert("done".into(), AttributeValue::Bool(state.done));
+        if let Some(key) = &state.resume_from {
+            item.insert("resume_from".into(), AttributeValue::M(key.clone()));
+        }
+        item.insert("saved_at_ms".into(), n(now_ms()));
+        self.at
+            .client
+            .put_item()
+            .table_name(&self.at.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| MigrateError::dynamo("PutItem (checkpoint)", &self.at.table, e))?;
+        Ok(())
+    }
+
+    /// Deletes every checkpoint of this migration.
+    pub async fn clear(&self, total: u32) -> Result<(), MigrateError> {
+        for segment in 0..total {
+            self.at
+                .client
+                .delete_item()
+                .table_name(&self.at.table)
+                .set_key(Some(self.at.key(&checkpoint_sk(&self.migration, segment))))
+                .send()
+                .await
+                .map_err(|e| MigrateError::dynamo("DeleteItem (checkpoint)", &self.at.table, e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The verification pass after apply: counts per entity, every item
+//! conforms to the new templates, no old-form leftovers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use singletable::{EntityDesign, TableDesign};
+
+use super::backfill::scan_page;
+use super::decide::Item;
+use crate::error::MigrateError;
+use crate::plan::{Change, Plan};
+use crate::reserved::is_reserved_in;
+
+/// What verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Items per entity after apply.
+    pub counts: BTreeMap<String, u64>,
+    /// Items of no entity of the new design.
+    pub unknown: u64,
+    /// Anything wrong; empty when the table conforms.
+    pub problems: Vec<String>,
+}
+
+/// Why `item` does not conform to `design`, if it does not: its key
+/// attributes must be exactly what the templates render from it, and it
+/// may hold no index key of an index it is not (or no longer) in.
+pub fn nonconformance(design: &EntityDesign, table: &TableDesign, old: Option<&TableDesign>, item: &Item) -> Option<String> {
+    let rendered = match design.render_keys(item) {
+        Ok(keys) => keys,
+        Err(e) => return Some(e.to_string()),
+    };
+    for (attr, value) in &rendered {
+        match item.get(attr) {
+            Some(AttributeValue::S(v)) if v == value => {}
+            other => return Some(format!("`{attr}` is {other:?}, the template renders {value:?}")),
+        }
+    }
+    let index_attrs = old
+        .into_iter()
+        .chain(std::iter::once(table))
+        .flat_map(|d| d.indexes.iter())
+        .flat_map(|i| std::iter::once(&i.pk_attr).chain(i.sk_attr.as_ref()));
+    for attr in index_attrs {
+        if item.contains_key(attr) && !rendered.iter().any(|(a, _)| a == attr) {
+            return Some(format!("holds `{attr}`, a key of an index the entity is not in"));
+        }
+    }
+    None
+}
+
+/// Scans the whole table and checks it against `plan.to`.
+pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32) -> Result<VerifyReport, MigrateError> {
+    let segments = segments.max(1);
+    let design = &plan.to;
+    let entity_attr = design.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
+    let removed: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter_map(|c| if let Change::RemoveEntity { entity } = c { Some(entity.as_str()) } else { None })
+        .collect();
+    let found = Mutex::new((HashMap::<String, u64>::new(), 0u64, Vec::<String>::new()));
+    let tasks = (0..segments).map(|segment| {
+        let (found, entity_attr, removed) = (&found, &entity_attr, &removed);
+        async move {
+            let mut start = None;
+            loop {
+                let (items, next) = scan_page(client, &plan.table, segment, segments, start, None).await?;
+                for item in items {
+                    if is_reserved_in(&item, &design.pk_attr) {
+                        continue;
+                    }
+                    let entity = match item.get(entity_attr) {
+                        Some(AttributeValue::S(e)) => e.clone(),
+                        _ => String::new(),
+                    };
+                    let problem = match design.entity(&entity) {
+                        Some(e) => nonconformance(e, design, plan.from.as_ref(), &item),
+                        None if removed.contains(&entity.as_str()) => Some("left over from a removed entity".to_string()),
+                        None => None,
+                    };
+                    let mut found = found.lock().expect("verify state");
+                    match design.entity(&entity) {
+                        Some(_) => *found.0.entry(entity.clone()).or_default() += 1,
+                        None => found.1 += 1,
+                    }
+                    if let Some(p) = problem {
+                        if found.2.len() < 20 {
+                            let key = (item.get(&design.pk_attr), item.get(&design.sk_attr));
+                            found.2.push(format!("{entity} item {key:?}: {p}"));
+                        }
+                    }
+                }
+                match next {
+                    Some(k) => start = Some(k),
+                    None => return Ok::<(), MigrateError>(()),
+                }
+            }
+        }
+    });
+    futures::future::try_join_all(tasks).await?;
+    let (counts, unknown, mut problems) = found.into_inner().expect("verify state");
+    // Counts from the plan's scan: no item may have gone missing.
+    for report in &plan.entities {
+        if removed.contains(&report.entity.as_str()) || design.entity(&report.entity).is_none() {
+            continue;
+        }
+        let now = counts.get(&report.entity).copied().unwrap_or(0);
+        if now < report.items {
+            problems.push(format!("{}: {} items before apply, {now} after", report.entity, report.items));
+        }
+    }
+    Ok(VerifyReport { counts: counts.into_iter().collect(), unknown, problems })
+}

@@ -1,0 +1,264 @@
+//! `Migrator::apply` against DynamoDB Local: moves, index backfills,
+//! removals with export and restore, resume after interruption, the lock,
+//! stale plans and idempotence.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use singletable::{Item, KeyParts, Table, TableDesign};
+use singletable_migrate::analyze::{analyze, AnalyzeOptions};
+use singletable_migrate::fingerprint::fingerprint;
+use singletable_migrate::reserved::{read_recorded_design, record_design};
+use singletable_migrate::{describe, diff, ApplyOptions, Event, MigrateError, Migrator, Observer, Plan, Quiet};
+
+mod v1 {
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+    pub struct User {
+        pub org: String,
+        pub id: String,
+        pub email: String,
+        pub bio: String,
+    }
+
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "Note", pk = "ORG#{org}", sk = "NOTE#{id}")]
+    pub struct Note {
+        pub org: String,
+        pub id: u32,
+    }
+}
+
+mod v2 {
+    /// Tenant-scoped partition and a new e-mail index.
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "TENANT#{org}", sk = "USER#{id}")]
+    #[item(index(name = "gsi1", pk = "EMAIL#{email}", sk = "USER"))]
+    pub struct User {
+        pub org: String,
+        pub id: String,
+        pub email: String,
+        pub bio: String,
+    }
+
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "Note", pk = "ORG#{org}", sk = "NOTE#{id}")]
+    pub struct Note {
+        pub org: String,
+        pub id: u32,
+    }
+}
+
+fn old_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v1::User>().entity::<v1::Note>().build().unwrap()
+}
+
+fn new_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v2::User>().entity::<v2::Note>().build().unwrap()
+}
+
+fn user(i: usize) -> v1::User {
+    v1::User { org: format!("org{}", i % 7), id: format!("u{i}"), email: format!("u{i}@x.test"), bio: "b".repeat(i % 50) }
+}
+
+/// A table in the old design holding `n` users and a few notes, with the
+/// old design recorded.
+async fn seeded(client: &Client, n: usize) -> (String, Vec<v1::User>) {
+    let name = singletable_tests::unique_table_name("apply");
+    let table = Table::new(client.clone(), old_design(&name));
+    table.create_table().await.unwrap();
+    let users: Vec<v1::User> = (0..n).map(user).collect();
+    for chunk in users.chunks(50) {
+        futures::future::try_join_all(chunk.iter().map(|u| table.put(u))).await.unwrap();
+    }
+    for id in 0..3 {
+        table.put(&v1::Note { org: "org0".into(), id }).await.unwrap();
+    }
+    record_design(client, &old_design(&name), &name).await.unwrap();
+    (name, users)
+}
+
+async fn plan(client: &Client, table: &str, new: &TableDesign) -> Plan {
+    let live = describe(client, table).await.unwrap();
+    let recorded = read_recorded_design(client, table, "pk", "sk").await.unwrap();
+    let changes = diff(recorded.as_ref(), new, &live).unwrap();
+    let entities = analyze(client, table, recorded.as_ref(), new, &changes, &AnalyzeOptions::default()).await.unwrap();
+    Plan { table: table.into(), from: recorded.clone(), to: new.clone(), changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()) }
+}
+
+async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client.scan().table_name(table).consistent_read(true).set_exclusive_start_key(start).send().await.unwrap();
+        out.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Every user is present exactly once, in its new form, payload intact.
+async fn assert_all_moved(client: &Client, table: &str, users: &[v1::User]) {
+    let items = scan_all(client, table).await;
+    let mut found: Vec<v2::User> = items
+        .into_iter()
+        .filter(|i| i.get("_et").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("User"))
+        .map(|i| v2::User::from_item(i).unwrap())
+        .collect();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected: Vec<v2::User> =
+        users.iter().map(|u| v2::User { org: u.org.clone(), id: u.id.clone(), email: u.email.clone(), bio: u.bio.clone() }).collect();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(found.len(), expected.len());
+    assert_eq!(found, expected);
+    let t = Table::new(client.clone(), new_design(table));
+    for u in expected.iter().take(5) {
+        let got = t.get::<v2::User>(&(u.org.clone(), u.id.clone())).await.unwrap();
+        assert_eq!(got.as_ref(), Some(u));
+        let by_mail = t.query::<v2::User>().index("gsi1").pk(KeyParts::new().set("email", u.email.as_str())).all().await.unwrap();
+        assert_eq!(by_mail, vec![u.clone()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pk_move_and_a_new_index_apply_verify_and_then_plan_nothing() {
+    let client = singletable_tests::client().await;
+    let (table, users) = seeded(&client, 300).await;
+    let new = new_design(&table);
+    let p = plan(&client, &table, &new).await;
+    assert!(p.blocking_errors().is_empty(), "{:?}", p.blocking_errors());
+    let report = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    assert_eq!(report.moved, 300);
+    assert_eq!(report.verification.as_ref().unwrap().counts["User"], 300);
+    assert_eq!(report.verification.as_ref().unwrap().counts["Note"], 3);
+    assert_all_moved(&client, &table, &users).await;
+    assert_eq!(read_recorded_design(&client, &table, "pk", "sk").await.unwrap().as_ref(), Some(&new));
+
+    // Applied once: the next plan has nothing to do, and applying the old
+    // plan again is refused as stale.
+    let again = plan(&client, &table, &new).await;
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    let err = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap_err();
+    assert!(matches!(err, MigrateError::StalePlan { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_plan_is_refused_and_nothing_is_written() {
+    let client = singletable_tests::client().await;
+    let (table, _) = seeded(&client, 20).await;
+    let p = plan(&client, &table, &new_design(&table)).await;
+    Table::new(client.clone(), old_design(&table)).put(&user(999)).await.unwrap();
+    let before = scan_all(&client, &table).await.len();
+    let err = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap_err();
+    assert!(matches!(err, MigrateError::StalePlan { .. }), "{err}");
+    assert_eq!(scan_all(&client, &table).await.len(), before);
+}
+
+/// Sets the cancel flag once enough items went by, like Ctrl-C.
+struct InterruptAfter {
+    after: u64,
+    cancel: Arc<AtomicBool>,
+    seen: AtomicU64,
+}
+
+impl Observer for InterruptAfter {
+    fn event(&self, event: Event) {
+        if let Event::Progress { scanned, .. } = event {
+            self.seen.store(scanned, Ordering::SeqCst);
+            if scanned >= self.after {
+                self.cancel.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_apply_resumes_from_its_checkpoints() {
+    let client = singletable_tests::client().await;
+    let (table, users) = seeded(&client, 600).await;
+    let new = new_design(&table);
+    let p = plan(&client, &table, &new).await;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let opts = ApplyOptions { page_size: 50, segments: 2, cancel: cancel.clone(), ..ApplyOptions::default() };
+    let observer = Arc::new(InterruptAfter { after: 150, cancel, seen: AtomicU64::new(0) });
+    let err = Migrator::new(client.clone()).apply(&p, &opts, observer).await.unwrap_err();
+    assert!(matches!(err, MigrateError::Interrupted { .. }), "{err}");
+
+    // Half done: plan again (the table changed, so the old plan is stale)
+    // and apply; the backfill resumes rather than starting over.
+    let p2 = plan(&client, &table, &new).await;
+    assert!(p2.blocking_errors().is_empty(), "a half-done move is not a collision: {:?}", p2.blocking_errors());
+    let opts = ApplyOptions { page_size: 50, segments: 4, ..ApplyOptions::default() };
+    let report = Migrator::new(client.clone()).apply(&p2, &opts, Arc::new(Quiet)).await.unwrap();
+    assert!(report.resumed);
+    assert!(report.moved < 600, "resumed, not restarted: moved {}", report.moved);
+    assert_all_moved(&client, &table, &users).await;
+    let leftovers: Vec<_> = scan_all(&client, &table).await.into_iter().filter(|i| i["sk"].as_s().unwrap().starts_with("#CHECKPOINT")).collect();
+    assert!(leftovers.is_empty(), "checkpoints are cleared after success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_apply_is_refused() {
+    let client = singletable_tests::client().await;
+    let (table, users) = seeded(&client, 200).await;
+    let new = new_design(&table);
+    let p = plan(&client, &table, &new).await;
+    // The first apply crawls under a small write budget.
+    let slow = ApplyOptions { max_wcu: Some(100.0), page_size: 25, owner: "first".into(), ..ApplyOptions::default() };
+    let first = {
+        let (client, p) = (client.clone(), p.clone());
+        tokio::spawn(async move { Migrator::new(client).apply(&p, &slow, Arc::new(Quiet)).await })
+    };
+    // Once the first holds the lock, a second apply fails fast.
+    let lock_key = singletable_migrate::reserved::reserved_key("pk", "sk", singletable_migrate::reserved::LOCK_SK);
+    for _ in 0..200 {
+        let held = client.get_item().table_name(&table).set_key(Some(lock_key.clone())).consistent_read(true).send().await.unwrap();
+        if held.item.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = ApplyOptions { owner: "second".into(), ..ApplyOptions::default() };
+    let mut p2 = p.clone();
+    p2.fingerprint.clear();
+    let refused = Migrator::new(client.clone()).apply(&p2, &second, Arc::new(Quiet)).await;
+    let refused = match refused {
+        Err(e @ MigrateError::Locked { .. }) => Some(e),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a second apply ran while the first held the lock"),
+    };
+    let refused = refused.expect("the second apply met the lock");
+    assert!(refused.to_string().contains("first"), "{refused}");
+    first.await.unwrap().unwrap();
+    assert_all_moved(&client, &table, &users).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_entity_needs_permission_exports_and_restores() {
+    let client = singletable_tests::client().await;
+    let (table, _) = seeded(&client, 10).await;
+    let new = TableDesign::new(&table).entity::<v1::User>().build().unwrap();
+    let p = plan(&client, &table, &new).await;
+    let err = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap_err();
+    assert!(matches!(err, MigrateError::Destructive { .. }), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("st-export-{table}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = ApplyOptions { allow_destroy: true, export_dir: dir.clone(), ..ApplyOptions::default() };
+    let report = Migrator::new(client.clone()).apply(&p, &opts, Arc::new(Quiet)).await.unwrap();
+    assert_eq!(report.deleted, 3);
+    let export = &report.exports[0];
+    assert_eq!(std::fs::read_to_string(export).unwrap().lines().count(), 3);
+    let notes = |items: Vec<HashMap<String, AttributeValue>>| items.into_iter().filter(|i| i.get("_et").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("Note")).count();
+    assert_eq!(notes(scan_all(&client, &table).await), 0);
+
+    let restored = Migrator::new(client.clone()).restore(&table, export).await.unwrap();
+    assert_eq!(restored, 3);
+    assert_eq!(notes(scan_all(&client, &table).await), 3);
+    std::fs::remove_dir_all(dir).ok();
+}
