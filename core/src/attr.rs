@@ -85,6 +85,11 @@ fn wrong_type(expected: &'static str, found: &AttributeValue) -> AttrError {
 /// Implemented for strings, every integer width, finite floats, `bool`,
 /// `Option`, `Vec`, `Box`, string-keyed maps, sets of strings, numbers and
 /// binaries, [`Blob`], and structs with `#[derive(singletable::Document)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as a DynamoDB attribute",
+    label = "no `AttrValue` implementation",
+    note = "derive `singletable::Document` for a struct stored as a map, or mark the field `#[item(serde)]` to encode it through serde_dynamo"
+)]
 pub trait AttrValue: Sized {
     /// The DynamoDB type it is stored as.
     const TYPE: AttrType;

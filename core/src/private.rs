@@ -75,11 +75,6 @@ pub fn expect_map(value: AttributeValue) -> Result<HashMap<String, AttributeValu
     }
 }
 
-/// Asserts at compile time that a zero-padded placeholder is an integer.
-pub const fn assert_integer(kind: KeyKind) {
-    assert!(matches!(kind, KeyKind::Int), "zero padding `{{field:0N}}` applies to integer fields only");
-}
-
 /// The design behind the placeholder impl emitted beside a derive error.
 pub const FALLBACK_DESIGN: &EntityDesign = &EntityDesign {
     entity: Cow::Borrowed("<invalid>"),
