@@ -442,6 +442,10 @@ impl<T: Item> Query<'_, T> {
                 condition.push_str(" AND #sk BETWEEN :lo AND :hi");
             }
         }
+        if self.limit == Some(0) {
+            // DynamoDB refuses `Limit: 0`; zero items is the answer.
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
