@@ -385,6 +385,9 @@ fn encode_map<'a, V: AttrValue + 'a>(
 ) -> Result<AttributeValue, AttrError> {
     let mut map = HashMap::with_capacity(len);
     for (k, v) in entries {
+        if k.is_empty() {
+            return Err(AttrError::new(AttrProblem::EmptyMapKey));
+        }
         map.insert(k.clone(), v.to_attr().map_err(|e| e.in_field(k.clone()))?);
     }
     Ok(AttributeValue::M(map))
@@ -560,5 +563,7 @@ mod tests {
         let nested = AttributeValue::L(vec![AttributeValue::N("1".into()), AttributeValue::S("x".into())]);
         let err = Vec::<i32>::from_attr(nested).unwrap_err().in_field("scores");
         assert_eq!(err.path(), "scores[1]");
+        let blank: BTreeMap<String, i32> = [(String::new(), 1)].into();
+        assert_eq!(blank.to_attr().unwrap_err().problem, AttrProblem::EmptyMapKey);
     }
 }

@@ -128,8 +128,8 @@ pub enum AttrProblem {
     OutOfRange { text: String },
     /// DynamoDB cannot store an empty set.
     EmptySet,
-    /// A set holds the same element twice after encoding.
-    DuplicateInSet,
+    /// A map key is empty: DynamoDB refuses empty attribute names.
+    EmptyMapKey,
     /// A custom problem, e.g. from serde.
     Other(String),
 }
@@ -146,7 +146,7 @@ impl fmt::Display for AttrProblem {
                 "number {text} is outside what DynamoDB stores (magnitude 1E-130 to 9.99E+125, at most 38 significant digits)"
             ),
             AttrProblem::EmptySet => f.write_str("empty set: DynamoDB cannot store an empty set (use Option or skip the field)"),
-            AttrProblem::DuplicateInSet => f.write_str("set holds two equal elements"),
+            AttrProblem::EmptyMapKey => f.write_str("a map key is empty: DynamoDB refuses empty attribute names"),
             AttrProblem::Other(message) => f.write_str(message),
         }
     }

@@ -241,6 +241,24 @@ impl Table {
     }
 }
 
+/// The smallest string greater than every string that starts with
+/// `prefix`, in UTF-8 byte order (which is code point order); `None` when
+/// there is none (empty, or all U+10FFFF).
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            c => char::from_u32(c + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn key_element(attr: &str, kind: KeyType) -> Result<KeySchemaElement, Error> {
     KeySchemaElement::builder()
         .attribute_name(attr)
@@ -415,6 +433,8 @@ impl<T: Item> Query<'_, T> {
             (":et".to_string(), AttributeValue::S(entity.entity.to_string())),
         ]);
         let mut condition = "#pk = :pk".to_string();
+        // A key equal to an open upper bound's successor is past the range.
+        let mut exclude_sk: Option<AttributeValue> = None;
         let sk_key_or_err = || {
             sk_key.ok_or_else(|| Error::Design(format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))
         };
@@ -430,16 +450,26 @@ impl<T: Item> Query<'_, T> {
             SortCondition::Between(low, high) => {
                 let sk = sk_key_or_err()?;
                 let (low, _) = low.render_prefix(entity, sk)?;
-                let (mut high, complete) = high.render_prefix(entity, sk)?;
-                if !complete {
-                    // Past every key under the prefix: U+10FFFF is the
-                    // highest code point, and DynamoDB compares UTF-8 bytes.
-                    high.push('\u{10FFFF}');
-                }
+                let (high, complete) = high.render_prefix(entity, sk)?;
                 names.insert("#sk".into(), sk.attr.to_string());
                 values.insert(":lo".into(), AttributeValue::S(low));
-                values.insert(":hi".into(), AttributeValue::S(high));
-                condition.push_str(" AND #sk BETWEEN :lo AND :hi");
+                if complete {
+                    values.insert(":hi".into(), AttributeValue::S(high));
+                    condition.push_str(" AND #sk BETWEEN :lo AND :hi");
+                } else {
+                    // Every key under the prefix sorts below the prefix's
+                    // successor. A key condition allows one comparison on
+                    // the sort key, so BETWEEN runs up to the successor and
+                    // a key equal to it is dropped here.
+                    match successor(&high) {
+                        Some(next) => {
+                            values.insert(":hi".into(), AttributeValue::S(next));
+                            condition.push_str(" AND #sk BETWEEN :lo AND :hi");
+                            exclude_sk = values.get(":hi").cloned();
+                        }
+                        None => condition.push_str(" AND #sk >= :lo"),
+                    }
+                }
             }
         }
         if self.limit == Some(0) {
@@ -466,6 +496,9 @@ impl<T: Item> Query<'_, T> {
                 .await
                 .map_err(|e| Error::dynamo("Query", table.name(), e))?;
             for item in page.items.unwrap_or_default() {
+                if exclude_sk.is_some() && sk_key.and_then(|k| item.get(k.attr.as_ref())) == exclude_sk.as_ref() {
+                    continue;
+                }
                 out.push(T::from_item(item)?);
             }
             start = page.last_evaluated_key.filter(|k| !k.is_empty());
@@ -474,5 +507,24 @@ impl<T: Item> Query<'_, T> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::successor;
+
+    #[test]
+    fn successor_is_past_every_key_under_the_prefix() {
+        assert_eq!(successor("USER#").as_deref(), Some("USER$"));
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(successor(""), None);
+        assert_eq!(successor("\u{10FFFF}"), None);
+        let p = "TASK#p1#";
+        let next = successor(p).unwrap();
+        for key in ["TASK#p1#", "TASK#p1#\u{10FFFF}z", "TASK#p1#\u{10FFFF}\u{10FFFF}"] {
+            assert!(key.as_bytes() < next.as_bytes(), "{key:?}");
+        }
     }
 }

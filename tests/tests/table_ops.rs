@@ -295,6 +295,18 @@ async fn query_partition_with_begins_with_and_between_on_the_table() {
         .await
         .unwrap();
     assert_eq!(ids(&open), ["cat", "dan", "x#y"]);
+    // Even a value starting with the highest code point is under the prefix.
+    let top = user("acme", "\u{10FFFF}z", None);
+    table.put(&top).await.unwrap();
+    let open = table
+        .query::<User>()
+        .pk(org("acme"))
+        .sk_between(KeyParts::new().set("user_id", "cat"), KeyParts::new())
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(ids(&open), ["cat", "dan", "x#y", "\u{10FFFF}z"]);
+    table.delete::<User>(&(top.org_id.clone(), top.user_id.clone())).await.unwrap();
 
     let first_two = table.query::<User>().pk(org("acme")).limit(2).all().await.unwrap();
     assert_eq!(ids(&first_two), ["ann", "bob"]);
