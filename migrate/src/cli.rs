@@ -22,11 +22,16 @@ use aws_sdk_dynamodb::Client;
 use clap::{Args, Parser, Subcommand};
 use singletable::TableDesign;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::analyze::{analyze, parse_default, AnalyzeOptions, Defaults};
+use crate::apply::{ApplyOptions, ApplyReport, Event, Migrator, Observer};
 use crate::error::MigrateError;
 use crate::fingerprint::fingerprint;
 use crate::live::describe;
-use crate::plan::{diff, Plan};
+use crate::plan::{diff, DefaultValue, Plan};
 use crate::render::render_plan;
 use crate::reserved::read_recorded_design;
 
@@ -52,6 +57,50 @@ pub enum MigrateCommand {
     /// Show what changing the table to the new design would do, without
     /// changing anything.
     Plan(PlanArgs),
+    /// Change the table: a saved plan as is, or plan now and ask first.
+    Apply(ApplyArgs),
+    /// Put back the items of an export file written before a destructive
+    /// step.
+    Restore(RestoreArgs),
+}
+
+/// `singletable migrate apply`
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `migrate plan --out`; applied without asking. When
+    /// absent, a plan is made from the design flags and confirmed first.
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: PlanInputs,
+    /// Apply a freshly made plan without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow destructive changes (deleting an index, removing an entity's
+    /// items after exporting them).
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Where exports of items about to be destroyed are written.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub export_dir: PathBuf,
+    /// Seconds the apply lock lasts without a heartbeat (a crashed apply
+    /// blocks others this long).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_seconds: u64,
+    /// Items per scan page, and so per checkpoint.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub page_size: i32,
+}
+
+/// `singletable migrate restore`
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The export file (JSON lines of typed DynamoDB JSON).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The table to put the items back into.
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
 }
 
 /// Which design and table to plan for: shared by `plan` and `apply`.
@@ -147,6 +196,12 @@ where
 async fn dispatch(cli: Cli, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
     match cli.command {
         Command::Migrate(MigrateCommand::Plan(args)) => plan_command(&args, embedded).await,
+        Command::Migrate(MigrateCommand::Apply(args)) => apply_command(&args, embedded).await,
+        Command::Migrate(MigrateCommand::Restore(args)) => {
+            let written = Migrator::new(client().await).restore(&args.table, &args.file).await?;
+            println!("Restored {written} items from {} into `{}`.", args.file.display(), args.table);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -200,7 +255,8 @@ pub async fn make_plan(client: &Client, inputs: &PlanInputs, embedded: Option<&T
     }
     let opts = AnalyzeOptions { segments: inputs.segments, defaults, max_wcu: inputs.max_wcu };
     let entities = analyze(client, &table, old.as_ref(), &new, &changes, &opts).await?;
-    Ok(Plan { table, from: old, to: new, changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()) })
+    let defaults = DefaultValue::from_defaults(&opts.defaults);
+    Ok(Plan { table, from: old, to: new, changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()), defaults })
 }
 
 async fn plan_command(args: &PlanArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
@@ -235,6 +291,188 @@ async fn plan_command(args: &PlanArgs, embedded: Option<TableDesign>) -> Result<
     })
 }
 
+fn read_plan(path: &Path) -> Result<Plan, MigrateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| MigrateError::Io { path: path.display().to_string(), source })?;
+    serde_json::from_str(&text).map_err(|e| MigrateError::Other(format!("{}: not a saved plan: {e}", path.display())))
+}
+
+/// Asks on the terminal, as Terraform does; anything but `yes` declines.
+fn confirmed() -> bool {
+    use std::io::{BufRead, Write};
+    print!("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+}
+
+async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
+    let client = client().await;
+    let plan = match &args.plan {
+        Some(path) => read_plan(path)?,
+        None => {
+            let plan = make_plan(&client, &args.inputs, embedded.as_ref()).await?;
+            print!("{}", render_plan(&plan));
+            if plan.is_empty() || !plan.blocking_errors().is_empty() {
+                return Ok(if plan.blocking_errors().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            }
+            if !args.auto_approve && !confirmed() {
+                println!("\nApply cancelled.");
+                return Ok(ExitCode::from(1));
+            }
+            plan
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        // First Ctrl-C: stop at the next page with checkpoints saved.
+        // Second: leave at once (the checkpoints still hold).
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nInterrupted: stopping at the next page boundary (Ctrl-C again to quit now)...");
+                cancel.store(true, Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let opts = ApplyOptions {
+        segments: args.inputs.segments,
+        max_wcu: args.inputs.max_wcu,
+        allow_destroy: args.allow_destroy,
+        export_dir: args.export_dir.clone(),
+        defaults: Defaults::new(),
+        lease: Duration::from_secs(args.lease_seconds),
+        owner: format!("singletable migrate apply (pid {})", std::process::id()),
+        page_size: args.page_size,
+        cancel,
+    };
+    let observer = Arc::new(Progress::new());
+    let result = Migrator::new(client).apply(&plan, &opts, observer.clone()).await;
+    observer.finish();
+    let report = result?;
+    print!("{}", render_report(&plan, &report));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The closing summary of an apply.
+pub fn render_report(plan: &Plan, report: &ApplyReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("\nNo changes. The table matches the design.\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nApply complete! Items: {} moved, {} updated in place, {} deleted ({} scanned{}).",
+        report.moved,
+        report.updated,
+        report.deleted,
+        report.scanned,
+        if report.resumed { ", resumed from checkpoints" } else { "" }
+    );
+    if let Some(v) = &report.verification {
+        let counts: Vec<String> = v.counts.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        let _ = writeln!(out, "Verified: every item conforms to the new design ({}).", counts.join(", "));
+    }
+    for path in &report.exports {
+        let _ = writeln!(out, "Exported destroyed items to {} (undo: singletable migrate restore {} --table {}).", path.display(), path.display(), plan.table);
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "Warning: {w}");
+    }
+    if !report.cutover.is_empty() {
+        let _ = writeln!(out, "\nCut-over:");
+        for step in &report.cutover {
+            let _ = writeln!(out, "  {step}");
+        }
+    }
+    out
+}
+
+/// Shows apply progress: a bar with items/s and ETA on a terminal, plain
+/// log lines (at most one every few seconds) otherwise.
+pub struct Progress {
+    tty: bool,
+    started: std::time::Instant,
+    last: std::sync::Mutex<(std::time::Instant, bool)>,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        Progress { tty: std::io::stderr().is_terminal(), started: now, last: std::sync::Mutex::new((now, false)) }
+    }
+
+    /// Ends the bar's line.
+    pub fn finish(&self) {
+        let mut last = self.last.lock().expect("progress");
+        if self.tty && last.1 {
+            eprintln!();
+            last.1 = false;
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for Progress {
+    fn event(&self, event: Event) {
+        let mut last = self.last.lock().expect("progress");
+        match event {
+            Event::Step { number, total, text } => {
+                if last.1 {
+                    eprintln!();
+                    last.1 = false;
+                }
+                eprintln!("[{number}/{total}] {text}");
+            }
+            Event::Warning(text) => {
+                if last.1 {
+                    eprintln!();
+                    last.1 = false;
+                }
+                eprintln!("Warning: {text}");
+            }
+            Event::Progress { scanned, written, total } => {
+                let now = std::time::Instant::now();
+                let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(5) };
+                if now.duration_since(last.0) < every {
+                    return;
+                }
+                last.0 = now;
+                let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+                let rate = scanned as f64 / secs;
+                let eta = total
+                    .filter(|t| *t > scanned && rate > 0.0)
+                    .map(|t| format!(", ETA {:.0}s", (t - scanned) as f64 / rate))
+                    .unwrap_or_default();
+                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                if self.tty {
+                    let bar = total
+                        .filter(|t| *t > 0)
+                        .map(|t| {
+                            let filled = ((scanned.min(t) as f64 / t as f64) * 30.0) as usize;
+                            format!("[{}{}] ", "#".repeat(filled), ".".repeat(30 - filled))
+                        })
+                        .unwrap_or_default();
+                    eprint!("\r{bar}{scanned}{of} items scanned, {written} written, {rate:.0} items/s{eta}   ");
+                    last.1 = true;
+                } else {
+                    eprintln!("progress: {scanned}{of} items scanned, {written} written, {rate:.0} items/s{eta}");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +485,7 @@ mod tests {
             "--default", "User.n=1", "--segments", "8", "--max-wcu", "250",
         ])
         .unwrap();
-        let Command::Migrate(MigrateCommand::Plan(p)) = cli.command;
+        let Command::Migrate(MigrateCommand::Plan(p)) = cli.command else { panic!() };
         assert_eq!(p.inputs.design.as_deref(), Some(Path::new("new.json")));
         assert_eq!(p.inputs.table.as_deref(), Some("t"));
         assert_eq!(p.inputs.defaults, ["User.region=eu", "User.n=1"]);
@@ -256,7 +494,7 @@ mod tests {
         assert!(Cli::try_parse_from(["singletable", "migrate", "plan", "--segments", "0"]).is_err());
         assert!(Cli::try_parse_from(["singletable", "migrate", "plan", "--max-wcu", "-1"]).is_err());
         let defaults = Cli::try_parse_from(["singletable", "migrate", "plan"]).unwrap();
-        let Command::Migrate(MigrateCommand::Plan(p)) = defaults.command;
+        let Command::Migrate(MigrateCommand::Plan(p)) = defaults.command else { panic!() };
         assert_eq!((p.inputs.segments, p.inputs.max_wcu, p.json), (4, None, false));
     }
 

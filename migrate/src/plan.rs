@@ -146,9 +146,50 @@ pub struct Plan {
     /// whose fingerprint no longer matches.
     #[serde(default)]
     pub fingerprint: String,
+    /// Values for attributes old items lack (`--default`), kept with the
+    /// plan so that applying a saved plan writes what was planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defaults: Vec<DefaultValue>,
+}
+
+/// A value for an attribute that old items lack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefaultValue {
+    pub entity: String,
+    pub attribute: String,
+    /// The value as typed DynamoDB JSON (`{"S": "eu"}`).
+    pub value: serde_json::Value,
+}
+
+impl DefaultValue {
+    /// Turns `--default` values into the form a plan stores.
+    pub fn from_defaults(defaults: &crate::apply::Defaults) -> Vec<DefaultValue> {
+        let mut out: Vec<DefaultValue> = defaults
+            .iter()
+            .map(|((entity, attribute), v)| DefaultValue {
+                entity: entity.clone(),
+                attribute: attribute.clone(),
+                value: crate::ddb_json::value_to_json(v),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.entity, &a.attribute).cmp(&(&b.entity, &b.attribute)));
+        out
+    }
 }
 
 impl Plan {
+    /// The stored defaults as apply takes them.
+    pub fn defaults(&self) -> Result<crate::apply::Defaults, MigrateError> {
+        self.defaults
+            .iter()
+            .map(|d| {
+                let value = crate::ddb_json::value_from_json(&d.value)
+                    .map_err(|e| MigrateError::Other(format!("plan default {}.{}: {e}", d.entity, d.attribute)))?;
+                Ok(((d.entity.clone(), d.attribute.clone()), value))
+            })
+            .collect()
+    }
+
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
@@ -533,7 +574,7 @@ mod tests {
         assert_eq!(rewrites(&changes)[0].indexes[0].new, None);
         assert!(matches!(&changes[1], Change::DeleteIndex { index } if index.name == "gsi1"));
         assert!(changes[1].is_destructive());
-        assert_eq!(Plan { table: "app".into(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new() }.summary(), (0, 1, 1));
+        assert_eq!(Plan { table: "app".into(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new(), defaults: vec![] }.summary(), (0, 1, 1));
     }
 
     #[test]

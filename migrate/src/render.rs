@@ -280,7 +280,7 @@ mod tests {
 
     fn plan(changes: Vec<Change>, entities: Vec<EntityReport>) -> Plan {
         let d = TableDesign::new("app").entity::<User>().build().unwrap();
-        Plan { table: "app".into(), from: Some(d.clone()), to: d, changes, entities, fingerprint: "0123456789abcdef".into() }
+        Plan { table: "app".into(), from: Some(d.clone()), to: d, changes, entities, fingerprint: "0123456789abcdef".into(), defaults: vec![] }
     }
 
     fn user_report(items: u64, changing: u64, units: u64, max_wcu: Option<f64>) -> EntityReport {

@@ -86,7 +86,7 @@ async fn plan(client: &Client, table: &str, new: &TableDesign) -> Plan {
     let recorded = read_recorded_design(client, table, "pk", "sk").await.unwrap();
     let changes = diff(recorded.as_ref(), new, &live).unwrap();
     let entities = analyze(client, table, recorded.as_ref(), new, &changes, &AnalyzeOptions::default()).await.unwrap();
-    Plan { table: table.into(), from: recorded.clone(), to: new.clone(), changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()) }
+    Plan { table: table.into(), from: recorded.clone(), to: new.clone(), changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()), defaults: vec![] }
 }
 
 async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {

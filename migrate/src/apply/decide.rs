@@ -203,7 +203,7 @@ mod tests {
 
     fn plan(old: TableDesign, new: TableDesign) -> Plan {
         let changes = crate::plan::diff(Some(&old), &new, &LiveTable::as_created(&old)).unwrap();
-        Plan { table: old.table.clone(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new() }
+        Plan { table: old.table.clone(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new(), defaults: vec![] }
     }
 
     fn s(v: &str) -> AttributeValue {

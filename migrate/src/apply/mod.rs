@@ -171,10 +171,31 @@ impl Migrator {
         } else {
             None
         };
+        // Defaults saved with the plan, overridden by any given now.
+        let mut defaults = plan.defaults()?;
+        defaults.extend(opts.defaults.clone());
+        let opts = &ApplyOptions { defaults, ..opts.clone() };
+        let at = Reserved {
+            client: self.client.clone(),
+            table: plan.table.clone(),
+            pk_attr: plan.to.pk_attr.clone(),
+            sk_attr: plan.to.sk_attr.clone(),
+        };
+        let checkpoints = Checkpoints { at: at.clone(), migration: migration_id(plan, &opts.defaults) };
         if !plan.fingerprint.is_empty() {
             let now = fingerprint(&live, recorded.as_ref());
             if now != plan.fingerprint {
-                return Err(MigrateError::StalePlan { table: plan.table.clone(), planned: plan.fingerprint.clone(), now });
+                // The plan's own interrupted apply changed the table (moved
+                // items, the lock, checkpoints): resuming it is safe, since
+                // every step is idempotent. Anything else is stale.
+                let resuming = live.exists && checkpoints.load().await?.is_some();
+                if !resuming {
+                    return Err(MigrateError::StalePlan { table: plan.table.clone(), planned: plan.fingerprint.clone(), now });
+                }
+                observer.event(Event::Warning(format!(
+                    "table `{}` changed since planning because an earlier apply of this plan was interrupted; resuming it",
+                    plan.table
+                )));
             }
         }
         let errors = plan.blocking_errors();
@@ -214,14 +235,8 @@ impl Migrator {
             schema::apply_settings(&self.client, &plan.table, &plan.to, &mut report, &*observer).await?;
         }
 
-        let at = Reserved {
-            client: self.client.clone(),
-            table: plan.table.clone(),
-            pk_attr: plan.to.pk_attr.clone(),
-            sk_attr: plan.to.sk_attr.clone(),
-        };
         let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;
-        let result = self.apply_locked(plan, opts, observer, &at, &lease, &mut report).await;
+        let result = self.apply_locked(plan, opts, observer, &checkpoints, &lease, &mut report).await;
         match result {
             Ok(()) => {
                 lease.release().await?;
@@ -241,12 +256,11 @@ impl Migrator {
         plan: &Plan,
         opts: &ApplyOptions,
         observer: Arc<dyn Observer>,
-        at: &Reserved,
+        checkpoints: &Checkpoints,
         lease: &Lease,
         report: &mut ApplyReport,
     ) -> Result<(), MigrateError> {
-        let migration = migration_id(plan, &opts.defaults);
-        let checkpoints = Checkpoints { at: at.clone(), migration: migration.clone() };
+        let migration = &checkpoints.migration;
         let mut backfilled = false;
         let total = plan.changes.len();
         for (i, change) in plan.changes.iter().enumerate() {
@@ -280,7 +294,7 @@ impl Migrator {
                         report.exports.push(path);
                     }
                     step("rewrite items (parallel scan)".to_string());
-                    backfill::run(&self.client, plan, opts, &checkpoints, lease, observer.clone(), report).await?;
+                    backfill::run(&self.client, plan, opts, checkpoints, lease, observer.clone(), report).await?;
                 }
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }

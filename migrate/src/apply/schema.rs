@@ -257,7 +257,7 @@ pub(crate) async fn copy_to_new_table(
     }
 
     observer.event(Event::Step { number: 3, total: 3, text: format!("verify `{to}`") });
-    let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new() };
+    let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new(), defaults: plan.defaults.clone() };
     let verification = super::verify::verify(client, &copy_plan, segments).await?;
     let problems = verification.problems.clone();
     report.verification = Some(verification);

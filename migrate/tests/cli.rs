@@ -1,5 +1,6 @@
-//! `singletable migrate plan`, end to end: the built binary against
-//! DynamoDB Local, one fresh table per test, each plan case of the issue.
+//! `singletable migrate plan`, `apply` and `restore`, end to end: the
+//! built binary against DynamoDB Local, one fresh table per test, each plan
+//! case of the issue.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -155,17 +156,27 @@ async fn plan(t: &Table, new: &TableDesign, args: &[&str]) -> Run {
 }
 
 async fn run(args: Vec<String>) -> Run {
+    run_with_input(args, "").await
+}
+
+async fn run_with_input(args: Vec<String>, input: &str) -> Run {
+    use std::io::Write;
     let endpoint = endpoint().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_singletable"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_singletable"))
         .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
-        .output()
+        .spawn()
         .expect("the singletable binary runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -405,4 +416,114 @@ async fn usage_errors_exit_1() {
     let r = run(vec!["migrate".into(), "plan".into(), "--help".into()]).await;
     assert_eq!(r.code, 0);
     assert_has(&r.stdout, "--detailed-exitcode");
+}
+
+fn strs(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+async fn scan_count(t: &Table, entity: &str) -> usize {
+    let out = t.client().scan().table_name(t.name()).consistent_read(true).send().await.unwrap();
+    out.items().iter().filter(|i| i.get("_et").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(entity)).count()
+}
+
+#[tokio::test]
+async fn a_saved_plan_applies_without_asking_and_only_once() {
+    let old = users_and_projects();
+    let new = design(&[<moved::User as singletable::Item>::DESIGN, <base::Project as singletable::Item>::DESIGN]);
+    let t = table(&old, &[user("ann", "a@x"), user("bob", "b@x")], true).await;
+    let saved = tmp(&format!("{}-plan.json", t.name()));
+    let r = plan(&t, &new, &["--out", &saved.display().to_string()]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    let r = run(strs(&["migrate", "apply", &saved.display().to_string()])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_has(&r.stdout, "Apply complete! Items: 2 moved, 0 updated in place, 0 deleted");
+    assert_has(&r.stdout, "Verified: every item conforms to the new design (Project 1, User 2).");
+    assert_has(&r.stderr, "rewrite items (parallel scan)");
+    let moved = t.client().get_item().table_name(t.name())
+        .key("pk", singletable::AttributeValue::S("TENANT#acme".into()))
+        .key("sk", singletable::AttributeValue::S("USER#ann".into()))
+        .send().await.unwrap();
+    assert!(moved.item.is_some());
+
+    let r = plan(&t, &new, &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_has(&r.stdout, "No changes.");
+    let r = run(strs(&["migrate", "apply", &saved.display().to_string()])).await;
+    assert_eq!(r.code, 1);
+    assert_has(&r.stderr, "changed since the plan was made");
+}
+
+#[tokio::test]
+async fn apply_without_a_plan_asks_first() {
+    let new = design(&[<reindexed::User as singletable::Item>::DESIGN, <base::Project as singletable::Item>::DESIGN]);
+    let indexed_old = design(&[<indexed::User as singletable::Item>::DESIGN, <base::Project as singletable::Item>::DESIGN]);
+    let t = table(&indexed_old, &[user("ann", "a@x")], true).await;
+    let path = tmp(&format!("{}-new.json", t.name()));
+    std::fs::write(&path, new.to_json()).unwrap();
+    let args = strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name()]);
+    let r = run_with_input(args.clone(), "no\n").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_has(&r.stdout, "Do you want to perform these actions?");
+    assert_has(&r.stdout, "Apply cancelled.");
+    let r = run_with_input(args, "yes\n").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_has(&r.stdout, "Apply complete! Items: 0 moved, 1 updated in place");
+    let item = t.client().get_item().table_name(t.name())
+        .key("pk", singletable::AttributeValue::S("ORG#acme".into()))
+        .key("sk", singletable::AttributeValue::S("USER#ann".into()))
+        .send().await.unwrap().item.unwrap();
+    assert_eq!(item["gsi1pk"].as_s().unwrap(), "MAIL#a@x");
+}
+
+#[tokio::test]
+async fn a_destroyed_entity_is_exported_and_restored() {
+    let old = users_and_projects();
+    let new = design(&[<base::User as singletable::Item>::DESIGN]);
+    let t = table(&old, &[user("ann", "a@x")], true).await;
+    let path = tmp(&format!("{}-new.json", t.name()));
+    std::fs::write(&path, new.to_json()).unwrap();
+    let dir = tmp(&format!("{}-exports", t.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name(), "--auto-approve"]);
+    let r = run(base.clone()).await;
+    assert_eq!(r.code, 1);
+    assert_has(&r.stderr, "--allow-destroy");
+    assert_eq!(scan_count(&t, "Project").await, 1, "nothing destroyed without permission");
+
+    let mut args = base;
+    args.extend(strs(&["--allow-destroy", "--export-dir", &dir.display().to_string()]));
+    let r = run(args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_has(&r.stdout, "1 deleted");
+    assert_eq!(scan_count(&t, "Project").await, 0);
+    let export = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    assert_has(&r.stdout, &format!("singletable migrate restore {}", export.display()));
+
+    let r = run(strs(&["migrate", "restore", &export.display().to_string(), "--table", t.name()])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_has(&r.stdout, "Restored 1 items");
+    assert_eq!(scan_count(&t, "Project").await, 1);
+}
+
+#[tokio::test]
+async fn a_key_schema_change_is_applied_as_a_copy_with_cut_over_steps() {
+    let old = design(&[<base::User as singletable::Item>::DESIGN]);
+    let t = table(&old, &[user("ann", "a@x"), user("bob", "b@x")], true).await;
+    let mut new = design(&[<rekeyed::User as singletable::Item>::DESIGN]);
+    new.table = format!("{}-v2", t.name());
+    let path = tmp(&format!("{}-new.json", t.name()));
+    std::fs::write(&path, new.to_json()).unwrap();
+    let r = run(strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name(), "--auto-approve"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_has(&r.stdout, "2 moved");
+    assert_has(&r.stdout, "Cut-over:");
+    let copy = t.client().get_item().table_name(&new.table)
+        .key("PK", singletable::AttributeValue::S("ORG#acme".into()))
+        .key("SK", singletable::AttributeValue::S("USER#bob".into()))
+        .send().await.unwrap().item.unwrap();
+    assert_eq!(copy["email"].as_s().unwrap(), "b@x");
+    assert!(!copy.contains_key("pk"), "old key attributes are not carried over");
+    assert_eq!(scan_count(&t, "User").await, 2, "the source table is left as it was");
 }
