@@ -77,6 +77,53 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+
+    /// Two requests of one batch address the same item; nothing was sent.
+    #[error("{operation} on table `{table}`: requests {first} and {second} both address {entity} ({pk}, {sk}); DynamoDB refuses one key twice in a batch")]
+    DuplicateKey { operation: &'static str, table: String, entity: String, pk: String, sk: String, first: usize, second: usize },
+
+    /// One request of a batch is invalid (an empty key, an item too
+    /// large ...); nothing was sent.
+    #[error("{operation} on table `{table}`: request {index}: {source}")]
+    BatchRequest {
+        operation: &'static str,
+        table: String,
+        index: usize,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Some requests of a batch were still unprocessed after the retry
+    /// bound, or failed; `failed` lists every one of them (the rest were
+    /// done).
+    #[error("{operation} on table `{table}`: {} of {total} requests not done ({reason}): {}", failed.len(), crate::batch::describe_failures(failed))]
+    BatchIncomplete {
+        operation: &'static str,
+        table: String,
+        total: usize,
+        failed: Vec<crate::batch::BatchFailure>,
+        reason: String,
+        #[source]
+        source: Option<Box<Error>>,
+    },
+
+    /// A page cursor could not be decoded, or was issued for another
+    /// query.
+    #[error("table `{table}`: invalid cursor: {reason}")]
+    Cursor { table: String, reason: String },
+
+    /// An item's entity type is not one of a collection's entities.
+    #[error("collection `{collection}`: {} at ({}, {}) is not one of its entities ({expected})", found.as_deref().map(|f| format!("entity `{f}`")).unwrap_or_else(|| "an item without an entity-type attribute".to_string()), pk.as_deref().unwrap_or("?"), sk.as_deref().unwrap_or("?"))]
+    UnknownEntity { collection: &'static str, found: Option<String>, expected: String, pk: Option<String>, sk: Option<String> },
+
+    /// A stream record could not be decoded.
+    #[error("stream record `{event_id}`: {problem}")]
+    StreamRecord {
+        event_id: String,
+        problem: String,
+        #[source]
+        source: Option<Box<Error>>,
+    },
 }
 
 impl Error {

@@ -67,9 +67,11 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod batch;
 mod design;
 mod error;
 mod item;
+mod page;
 mod size;
 mod table;
 pub mod template;
@@ -78,11 +80,13 @@ pub mod template;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use batch::{BatchFailure, BatchGet, BatchOp, BatchSummary, BatchWrite, RetryPolicy, DEFAULT_CONCURRENCY, MAX_BATCH_GET, MAX_BATCH_WRITE};
 pub use attr::{serde_from_attr, serde_to_attr, type_name, AttrType, AttrValue, SetElement};
 pub use aws_sdk_dynamodb::types::AttributeValue;
 pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryKey, StreamView, TableDesign, TableDesignBuilder, TableIndex, TableSettings};
 pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
+pub use page::{Page, Scan};
 pub use size::{item_size, MAX_ITEM_BYTES};
 pub use table::{KeyParts, Query, Table};
 pub use template::{KeyKind, KeyPart, Template};

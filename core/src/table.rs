@@ -48,7 +48,7 @@ impl Table {
         &self.client
     }
 
-    fn entity<T: Item>(&self) -> Result<&'static EntityDesign, Error> {
+    pub(crate) fn entity<T: Item>(&self) -> Result<&'static EntityDesign, Error> {
         let design = T::DESIGN;
         match self.design.entity(&design.entity) {
             Some(registered) if registered == design => Ok(design),
@@ -141,7 +141,7 @@ impl Table {
         Ok(())
     }
 
-    fn encode<T: Item>(&self, item: &T) -> Result<(&'static EntityDesign, HashMap<String, AttributeValue>), Error> {
+    pub(crate) fn encode<T: Item>(&self, item: &T) -> Result<(&'static EntityDesign, HashMap<String, AttributeValue>), Error> {
         let design = self.entity::<T>()?;
         let encoded = item.to_item()?;
         let size = item_size(&encoded);
@@ -152,42 +152,25 @@ impl Table {
     }
 
     /// Writes an item, replacing any item with the same key.
+    ///
+    /// For an entity with an `#[item(version)]` field the write is
+    /// conditional: the stored item must be at the item's version (or
+    /// absent, for version 0), else [`Error::VersionConflict`]; the item
+    /// is stored at its version plus one. `updated_at` is set to now, and
+    /// `created_at` too when the item has none.
     pub async fn put<T: Item>(&self, item: &T) -> Result<(), Error> {
-        let (_, encoded) = self.encode(item)?;
-        self.client
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(encoded))
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("PutItem", self.name(), e))?;
-        Ok(())
+        let put = self.prepare_put(item, false, None)?;
+        self.send_put(put).await
     }
 
     /// Writes an item only if no item has its key; otherwise
     /// [`Error::AlreadyExists`].
     pub async fn create<T: Item>(&self, item: &T) -> Result<(), Error> {
-        let (design, encoded) = self.encode(item)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(encoded))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", &self.design.pk_attr)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                let key = item.primary_key()?;
-                Err(Error::AlreadyExists { entity: design.entity.to_string(), pk: key.pk, sk: key.sk })
-            }
-            Err(e) => Err(Error::dynamo("PutItem", self.name(), e)),
-        }
+        let put = self.prepare_put(item, true, None)?;
+        self.send_put(put).await
     }
 
-    fn key_map(&self, key: PrimaryKey) -> HashMap<String, AttributeValue> {
+    pub(crate) fn key_map(&self, key: PrimaryKey) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (self.design.pk_attr.clone(), AttributeValue::S(key.pk)),
             (self.design.sk_attr.clone(), AttributeValue::S(key.sk)),
@@ -235,6 +218,7 @@ impl Table {
             pk: KeyParts::new(),
             sk: SortCondition::Any,
             limit: None,
+            page_size: None,
             forward: true,
             _entity: PhantomData,
         }
@@ -366,11 +350,12 @@ pub struct Query<'t, T> {
     pk: KeyParts,
     sk: SortCondition,
     limit: Option<usize>,
+    page_size: Option<usize>,
     forward: bool,
     _entity: PhantomData<fn() -> T>,
 }
 
-impl<T: Item> Query<'_, T> {
+impl<'t, T: Item + 't> Query<'t, T> {
     /// Queries a global secondary index instead of the table.
     pub fn index(mut self, name: impl Into<String>) -> Self {
         self.index = Some(name.into());
@@ -410,8 +395,21 @@ impl<T: Item> Query<'_, T> {
         self
     }
 
+    /// Items read per request (DynamoDB's `Limit`), and the size of a page
+    /// from [`Query::page`].
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = Some(n);
+        self
+    }
+
     /// Runs the query through every page and decodes the items.
     pub async fn all(self) -> Result<Vec<T>, Error> {
+        use futures::TryStreamExt;
+        self.stream().try_collect().await
+    }
+
+    /// The request the query sends: key condition, entity filter, limits.
+    pub(crate) fn request(&self) -> Result<crate::page::Request<'t>, Error> {
         let table = self.table;
         let entity = table.entity::<T>()?;
         let (pk_key, sk_key) = match &self.index {
@@ -472,41 +470,31 @@ impl<T: Item> Query<'_, T> {
                 }
             }
         }
-        if self.limit == Some(0) {
-            // DynamoDB refuses `Limit: 0`; zero items is the answer.
-            return Ok(Vec::new());
+        let d = table.design();
+        let mut key_attrs = vec![d.pk_attr.clone(), d.sk_attr.clone()];
+        if self.index.is_some() {
+            key_attrs.push(pk_key.attr.to_string());
+            key_attrs.extend(sk_key.map(|k| k.attr.to_string()));
         }
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let remaining = self.limit.map(|l| l - out.len());
-            let page = table
-                .client
-                .query()
-                .table_name(table.name())
-                .set_index_name(self.index.clone())
-                .key_condition_expression(&condition)
-                .filter_expression("#et = :et")
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(self.forward)
-                .set_limit(remaining.map(|r| r.min(i32::MAX as usize) as i32))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| Error::dynamo("Query", table.name(), e))?;
-            for item in page.items.unwrap_or_default() {
-                if exclude_sk.is_some() && sk_key.and_then(|k| item.get(k.attr.as_ref())) == exclude_sk.as_ref() {
-                    continue;
-                }
-                out.push(T::from_item(item)?);
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() || self.limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-        }
-        Ok(out)
+        let partition = values.get(":pk").cloned().map(|v| (pk_key.attr.to_string(), v));
+        Ok(crate::page::Request {
+            table,
+            op: crate::page::Op::Query,
+            index: self.index.clone(),
+            key_condition: Some(condition),
+            filter: Some("#et = :et".into()),
+            names,
+            values,
+            // A key equal to an open upper bound's successor is past the range.
+            exclude: exclude_sk.and_then(|v| Some((sk_key?.attr.to_string(), v))),
+            forward: self.forward,
+            consistent: false,
+            limit: self.limit,
+            page_size: self.page_size,
+            segment: None,
+            key_attrs,
+            partition,
+        })
     }
 }
 

@@ -21,16 +21,14 @@ use singletable::{item_size, EntityDesign, Error, TableDesign};
 
 use crate::error::MigrateError;
 use crate::fingerprint::{hash_map, Fnv64};
+use crate::apply::decide::Target;
 use crate::plan::Change;
 use crate::reserved::is_reserved_in;
 
 type Item = HashMap<String, AttributeValue>;
 type Key = (String, String);
 
-/// Values for attributes old items lack, by (entity, attribute): what the
-/// CLI's `--default User.region=eu` gives. Applied to an item only when it
-/// lacks the attribute.
-pub type Defaults = HashMap<(String, String), AttributeValue>;
+pub use crate::apply::Defaults;
 
 /// One entity's findings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -116,19 +114,6 @@ pub fn parse_default(spec: &str, design: &TableDesign) -> Result<((String, Strin
         },
     };
     Ok(((entity.to_string(), field.attr.to_string()), value))
-}
-
-/// Fills the attributes `entity`'s items lack from `defaults`; returns the
-/// names added.
-pub fn apply_defaults(entity: &str, item: &mut Item, defaults: &Defaults) -> Vec<String> {
-    let mut added = Vec::new();
-    for ((e, attr), value) in defaults {
-        if e == entity && !item.contains_key(attr) {
-            item.insert(attr.clone(), value.clone());
-            added.push(attr.clone());
-        }
-    }
-    added
 }
 
 /// Scans `table` and reports, per entity, what the plan's `changes` will
@@ -355,7 +340,7 @@ impl Rules {
         parts.iter().map(|(a, v)| format!("{a}={v}")).collect::<Vec<_>>().join(" ")
     }
 
-    fn examine(&self, mut item: Item) -> Finding {
+    fn examine(&self, item: Item) -> Finding {
         if is_reserved_in(&item, &self.pk_attr) {
             return Finding::Reserved;
         }
@@ -378,45 +363,32 @@ impl Rules {
         };
         let old_size = item_size(&item);
         let before = self.show_keys(&item);
-        let original: Vec<(String, AttributeValue)> =
-            self.key_attrs.iter().filter_map(|a| item.get(a).map(|v| (a.clone(), v.clone()))).collect();
-        let added = apply_defaults(&design.entity, &mut item, &self.defaults);
-        let rendered = match design.render_keys(&item) {
-            Ok(r) => r,
+        let target = match Target::of(design, &item, &self.defaults, &self.index_attrs) {
+            Ok(t) => t,
             Err(error) => return Finding::Failed { slot, key, error, payload: self.payload_hash(&item) },
         };
-        let payload = self.payload_hash(&item);
-        let new_key_of = |rendered: &[(String, String)]| -> Key {
-            let get = |attr: &str| rendered.iter().find(|(a, _)| a == attr).map(|(_, v)| v.clone()).unwrap_or_default();
-            (get(&self.new_pk_attr), get(&self.new_sk_attr))
-        };
+        let rendered: Vec<(String, String)> = target.keys.iter().map(|(a, v)| (a.clone(), show_value(Some(v)))).collect();
         let after = self.show_rendered(&rendered);
-        let new_key = new_key_of(&rendered);
-        // The new item: stale index keys dropped, new keys written.
-        for a in &self.index_attrs {
-            item.remove(a);
+        let get = |attr: &str| rendered.iter().find(|(a, _)| a == attr).map(|(_, v)| v.clone()).unwrap_or_default();
+        let new_key: Key = (get(&self.new_pk_attr), get(&self.new_sk_attr));
+        let mut new_item = target.new_item(&item);
+        if self.copy {
+            // The old table's key attributes do not exist in the copy.
+            for a in [&self.pk_attr, &self.sk_attr] {
+                if !target.keys.iter().any(|(k, _)| k == a) {
+                    new_item.remove(a);
+                }
+            }
         }
-        item.remove(&self.pk_attr);
-        item.remove(&self.sk_attr);
-        for (a, v) in &rendered {
-            item.insert(a.clone(), AttributeValue::S(v.clone()));
-        }
-        let new_size = item_size(&item);
+        // Key attributes are left out of the digest, so this is the payload
+        // with any defaults filled in.
+        let payload = self.payload_hash(&new_item);
+        let new_size = item_size(&new_item);
         if self.copy {
             return Finding::Change { slot, key, payload, moves: Some(new_key), wcu: wcu(new_size), before, after };
         }
-        let same = |a: &str| {
-            let was = original.iter().find(|(k, _)| k == a).map(|(_, v)| v);
-            let now = rendered.iter().find(|(k, _)| k == a).map(|(_, v)| v);
-            match (was, now) {
-                (Some(AttributeValue::S(w)), Some(n)) => w == n,
-                (None, None) => true,
-                _ => false,
-            }
-        };
-        let moves = !same(&self.pk_attr) || !same(&self.sk_attr);
-        let unchanged = !moves && added.is_empty() && self.key_attrs.iter().all(|a| same(a));
-        if unchanged {
+        let moves = target.moves(&item, &self.new_pk_attr, &self.new_sk_attr);
+        if !moves && target.is_current(&item) {
             return Finding::Keep { slot, key, payload };
         }
         let (moves, units) = if moves {

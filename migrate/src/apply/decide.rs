@@ -10,7 +10,9 @@ use crate::plan::{Change, Plan};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// Values for attributes old items lack, by (entity, attribute).
+/// Values for attributes old items lack, by (entity, attribute): what the
+/// CLI's `--default User.region=eu` gives. Applied to an item only when it
+/// lacks the attribute.
 pub type Defaults = HashMap<(String, String), AttributeValue>;
 
 /// The action for one item.
@@ -104,43 +106,12 @@ impl<'a> Rules<'a> {
     }
 
     fn rewrite(&self, design: &EntityDesign, item: &Item) -> Result<ItemAction, String> {
-        // Attributes the new templates need, filled from defaults.
-        let mut added: Vec<(String, AttributeValue)> = Vec::new();
-        for ((entity, attr), value) in self.defaults {
-            if entity == design.entity.as_ref() && !item.contains_key(attr) {
-                added.push((attr.clone(), value.clone()));
-            }
+        let target = Target::of(design, item, self.defaults, &self.index_attrs).map_err(|e| e.to_string())?;
+        if target.moves(item, &self.new.pk_attr, &self.new.sk_attr) {
+            return Ok(ItemAction::Move { new_item: target.new_item(item), old_key: self.key_of(item) });
         }
-        let rendered = if added.is_empty() {
-            design.render_keys(item)
-        } else {
-            let mut filled = item.clone();
-            filled.extend(added.iter().cloned());
-            design.render_keys(&filled)
-        }
-        .map_err(|e| e.to_string())?;
-
-        let new_keys: Vec<(String, AttributeValue)> = rendered.into_iter().map(|(a, v)| (a, AttributeValue::S(v))).collect();
-        let stale: Vec<String> = self
-            .index_attrs
-            .iter()
-            .filter(|a| item.contains_key(*a) && !new_keys.iter().any(|(k, _)| k == *a))
-            .cloned()
-            .collect();
-        let (pk, sk) = (&self.new.pk_attr, &self.new.sk_attr);
-        let table_key_moves = new_keys.iter().any(|(a, v)| (a == pk || a == sk) && item.get(a) != Some(v));
-        if table_key_moves {
-            let mut new_item = item.clone();
-            for a in &stale {
-                new_item.remove(a);
-            }
-            new_item.extend(added);
-            new_item.extend(new_keys);
-            return Ok(ItemAction::Move { new_item, old_key: self.key_of(item) });
-        }
-        let mut set: Vec<(String, AttributeValue)> =
-            new_keys.into_iter().filter(|(a, v)| item.get(a) != Some(v)).collect();
-        if set.is_empty() && stale.is_empty() && added.is_empty() {
+        let mut set = target.changed_keys(item);
+        if set.is_empty() && target.stale.is_empty() && target.added.is_empty() {
             return Ok(ItemAction::Keep);
         }
         // The condition pins every attribute a template reads, so a
@@ -152,8 +123,71 @@ impl<'a> Rules<'a> {
                 expect.push((f.attr.to_string(), item.get(f.attr.as_ref()).cloned()));
             }
         }
-        set.extend(added);
-        Ok(ItemAction::Update { key: self.key_of(item), set, remove: stale, expect })
+        set.extend(target.added);
+        Ok(ItemAction::Update { key: self.key_of(item), set, remove: target.stale, expect })
+    }
+}
+
+/// The new form of one item: what plan analysis, apply and the copy to a
+/// new table all compute, in one place.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Target {
+    /// Every key attribute the new design renders (table and indexes).
+    pub keys: Vec<(String, AttributeValue)>,
+    /// Attributes filled from defaults because the item lacks them.
+    pub added: Vec<(String, AttributeValue)>,
+    /// Index key attributes the item holds that its new form does not.
+    pub stale: Vec<String>,
+}
+
+impl Target {
+    /// Fills `defaults` the item lacks and renders its keys with `design`;
+    /// `index_attrs` are the index key attributes of both designs.
+    pub fn of(design: &EntityDesign, item: &Item, defaults: &Defaults, index_attrs: &[String]) -> Result<Target, singletable::Error> {
+        let mut added: Vec<(String, AttributeValue)> = Vec::new();
+        for ((entity, attr), value) in defaults {
+            if entity == design.entity.as_ref() && !item.contains_key(attr) {
+                added.push((attr.clone(), value.clone()));
+            }
+        }
+        added.sort_by(|a, b| a.0.cmp(&b.0));
+        let rendered = if added.is_empty() {
+            design.render_keys(item)
+        } else {
+            let mut filled = item.clone();
+            filled.extend(added.iter().cloned());
+            design.render_keys(&filled)
+        }?;
+        let keys: Vec<(String, AttributeValue)> = rendered.into_iter().map(|(a, v)| (a, AttributeValue::S(v))).collect();
+        let stale = index_attrs.iter().filter(|a| item.contains_key(*a) && !keys.iter().any(|(k, _)| k == *a)).cloned().collect();
+        Ok(Target { keys, added, stale })
+    }
+
+    /// Whether the table key changes (the item moves).
+    pub fn moves(&self, item: &Item, pk_attr: &str, sk_attr: &str) -> bool {
+        self.keys.iter().any(|(a, v)| (a == pk_attr || a == sk_attr) && item.get(a) != Some(v))
+    }
+
+    /// The key attributes whose value changes.
+    pub fn changed_keys(&self, item: &Item) -> Vec<(String, AttributeValue)> {
+        self.keys.iter().filter(|(a, v)| item.get(a) != Some(v)).cloned().collect()
+    }
+
+    /// Whether the item already is in its new form.
+    pub fn is_current(&self, item: &Item) -> bool {
+        self.added.is_empty() && self.stale.is_empty() && self.changed_keys(item).is_empty()
+    }
+
+    /// The whole new item: stale index keys dropped, defaults and new keys
+    /// written.
+    pub fn new_item(&self, item: &Item) -> Item {
+        let mut out = item.clone();
+        for a in &self.stale {
+            out.remove(a);
+        }
+        out.extend(self.added.iter().cloned());
+        out.extend(self.keys.iter().cloned());
+        out
     }
 }
 

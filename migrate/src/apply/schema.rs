@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use singletable::{Table, TableDesign, TableIndex};
 
 use super::backfill::scan_page;
-use super::decide::Item;
+use super::decide::{Item, Target};
 use super::write::{batch_write, put_request, write_units, RateLimiter};
 use super::{ApplyOptions, ApplyReport, Event, Observer};
 use crate::error::MigrateError;
@@ -224,14 +224,10 @@ pub(crate) async fn copy_to_new_table(
                         skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let mut moved: Item = item.into_iter().filter(|(k, _)| !old_keys.contains(&k.as_str())).collect();
-                    for ((e, attr), value) in &opts.defaults {
-                        if e == entity.entity.as_ref() && !moved.contains_key(attr) {
-                            moved.insert(attr.clone(), value.clone());
-                        }
-                    }
-                    let keys = entity.render_keys(&moved).map_err(|e| MigrateError::Blocked { table: from.to_string(), errors: vec![e.to_string()] })?;
-                    moved.extend(keys.into_iter().map(|(a, v)| (a, aws_sdk_dynamodb::types::AttributeValue::S(v))));
+                    let payload: Item = item.into_iter().filter(|(k, _)| !old_keys.contains(&k.as_str())).collect();
+                    let target = Target::of(entity, &payload, &opts.defaults, &[])
+                        .map_err(|e| MigrateError::Blocked { table: from.to_string(), errors: vec![e.to_string()] })?;
+                    let moved = target.new_item(&payload);
                     units += write_units(&moved);
                     puts.push(put_request(moved));
                 }

@@ -1,0 +1,545 @@
+//! Pagination: queries and scans as a `futures::Stream` of typed items,
+//! or a page at a time with an opaque cursor for an HTTP API.
+//!
+//! A cursor is `LastEvaluatedKey` as typed JSON (plus the items still
+//! allowed by the query's `limit`), tagged with a fingerprint of the query
+//! that issued it and a checksum, in unpadded base64url. Decoding a cursor
+//! that was altered, truncated or issued for another query (another table,
+//! index, partition, condition or entity) fails with [`Error::Cursor`].
+//! The checksum catches accidents and casual edits; it is not a signature:
+//! a cursor shows the keys it holds to whoever decodes the base64.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+use crate::table::{Query, Table};
+use crate::Item;
+
+type Raw = HashMap<String, AttributeValue>;
+
+/// One page of items and the cursor of the next page (`None` when there
+/// is none). A page may hold fewer items than asked for, even none, while
+/// a cursor follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, in the order DynamoDB returned them.
+    pub items: Vec<T>,
+    /// Pass it to the same query's `page` for the next page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Query,
+    Scan,
+}
+
+/// A query or scan ready to send, shared by [`Query`], [`Scan`] and
+/// collection queries.
+#[derive(Debug, Clone)]
+pub(crate) struct Request<'t> {
+    pub table: &'t Table,
+    pub op: Op,
+    pub index: Option<String>,
+    pub key_condition: Option<String>,
+    pub filter: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+    /// Items whose `.0` attribute equals `.1` are dropped (an open upper
+    /// bound's successor).
+    pub exclude: Option<(String, AttributeValue)>,
+    pub forward: bool,
+    pub consistent: bool,
+    pub limit: Option<usize>,
+    pub page_size: Option<usize>,
+    pub segment: Option<(i32, i32)>,
+    /// The attributes a `LastEvaluatedKey` of this request holds.
+    pub key_attrs: Vec<String>,
+    /// For a query: the partition key attribute and value every cursor
+    /// must stay in.
+    pub partition: Option<(String, AttributeValue)>,
+}
+
+/// Where a stream or page starts.
+struct Start {
+    key: Option<Raw>,
+    remaining: Option<usize>,
+}
+
+impl<'t> Request<'t> {
+    /// One request to DynamoDB.
+    async fn fetch(&self, start: Option<Raw>, limit: Option<usize>) -> Result<(Vec<Raw>, Option<Raw>), Error> {
+        let table = self.table;
+        let limit = limit.map(|l| l.min(i32::MAX as usize) as i32);
+        let names = (!self.names.is_empty()).then(|| self.names.clone());
+        let values = (!self.values.is_empty()).then(|| self.values.clone());
+        let (items, last) = match self.op {
+            Op::Query => {
+                let out = table
+                    .client()
+                    .query()
+                    .table_name(table.name())
+                    .set_index_name(self.index.clone())
+                    .set_key_condition_expression(self.key_condition.clone())
+                    .set_filter_expression(self.filter.clone())
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .scan_index_forward(self.forward)
+                    .set_consistent_read(self.consistent.then_some(true))
+                    .set_limit(limit)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| Error::dynamo("Query", table.name(), e))?;
+                (out.items.unwrap_or_default(), out.last_evaluated_key)
+            }
+            Op::Scan => {
+                let out = table
+                    .client()
+                    .scan()
+                    .table_name(table.name())
+                    .set_index_name(self.index.clone())
+                    .set_filter_expression(self.filter.clone())
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .set_consistent_read(self.consistent.then_some(true))
+                    .set_segment(self.segment.map(|s| s.0))
+                    .set_total_segments(self.segment.map(|s| s.1))
+                    .set_limit(limit)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| Error::dynamo("Scan", table.name(), e))?;
+                (out.items.unwrap_or_default(), out.last_evaluated_key)
+            }
+        };
+        let mut items = items;
+        if let Some((attr, value)) = &self.exclude {
+            items.retain(|item| item.get(attr) != Some(value));
+        }
+        Ok((items, last.filter(|k| !k.is_empty())))
+    }
+
+    fn start(&self, cursor: Option<&str>) -> Result<Start, Error> {
+        match cursor {
+            None => Ok(Start { key: None, remaining: self.limit }),
+            Some(c) => self.decode_cursor(c),
+        }
+    }
+
+    /// Every item, a request at a time (each asking for at most
+    /// `page_size` items and what `limit` still allows).
+    pub(crate) fn raw_stream(self) -> impl Stream<Item = Result<Raw, Error>> + 't {
+        struct State<'t> {
+            request: Request<'t>,
+            start: Option<Raw>,
+            remaining: Option<usize>,
+            done: bool,
+        }
+        let remaining = self.limit;
+        let state = State { request: self, start: None, remaining, done: false };
+        stream::try_unfold(state, |mut s| async move {
+            if s.done || s.remaining == Some(0) {
+                return Ok(None);
+            }
+            let ask = match (s.request.page_size, s.remaining) {
+                (Some(p), Some(r)) => Some(p.max(1).min(r)),
+                (p, r) => p.map(|p| p.max(1)).or(r),
+            };
+            let (items, last) = s.request.fetch(s.start.take(), ask).await?;
+            if let Some(r) = &mut s.remaining {
+                *r -= items.len().min(*r);
+            }
+            s.done = last.is_none();
+            s.start = last;
+            Ok(Some((stream::iter(items.into_iter().map(Ok)), s)))
+        })
+        .try_flatten()
+    }
+
+    /// One page: up to `page_size` items (one request's worth without it),
+    /// and the cursor after them.
+    pub(crate) async fn raw_page(&self, cursor: Option<&str>) -> Result<(Vec<Raw>, Option<String>), Error> {
+        let Start { key, mut remaining } = self.start(cursor)?;
+        let mut start = key;
+        let want = match (self.page_size, remaining) {
+            (Some(p), Some(r)) => Some(p.max(1).min(r)),
+            (p, r) => p.map(|p| p.max(1)).or(r),
+        };
+        let mut items = Vec::new();
+        if want == Some(0) {
+            return Ok((items, None));
+        }
+        loop {
+            let ask = want.map(|w| w - items.len());
+            let (got, last) = self.fetch(start.take(), ask).await?;
+            items.extend(got);
+            start = last;
+            if start.is_none() || self.page_size.is_none() || want.is_some_and(|w| items.len() >= w) {
+                break;
+            }
+        }
+        if let Some(r) = &mut remaining {
+            *r -= items.len().min(*r);
+        }
+        let cursor = match start {
+            Some(key) if remaining != Some(0) => Some(self.encode_cursor(&key, remaining)),
+            _ => None,
+        };
+        Ok((items, cursor))
+    }
+
+    /// A stable hash of everything that selects the items.
+    fn fingerprint(&self) -> u64 {
+        let mut h = Fnv::new();
+        h.str(match self.op {
+            Op::Query => "query",
+            Op::Scan => "scan",
+        });
+        h.str(self.table.name());
+        h.str(self.index.as_deref().unwrap_or("-"));
+        h.str(self.key_condition.as_deref().unwrap_or("-"));
+        h.str(self.filter.as_deref().unwrap_or("-"));
+        let mut names: Vec<_> = self.names.iter().collect();
+        names.sort();
+        for (k, v) in names {
+            h.str(k);
+            h.str(v);
+        }
+        let mut values: Vec<_> = self.values.iter().collect();
+        values.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in values {
+            h.str(k);
+            h.str(&canonical(v));
+        }
+        h.str(if self.forward { "fwd" } else { "rev" });
+        if let Some((s, t)) = self.segment {
+            h.str(&format!("{s}/{t}"));
+        }
+        h.finish()
+    }
+
+    fn encode_cursor(&self, key: &Raw, remaining: Option<usize>) -> String {
+        let mut k = Map::new();
+        let mut attrs: Vec<_> = key.iter().collect();
+        attrs.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, value) in attrs {
+            k.insert(name.clone(), value_json(value));
+        }
+        let mut payload = json!({ "v": 1, "q": format!("{:016x}", self.fingerprint()), "k": k });
+        if let Some(r) = remaining {
+            payload["r"] = json!(r);
+        }
+        let mut bytes = serde_json::to_vec(&payload).expect("cursors serialize");
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn decode_cursor(&self, cursor: &str) -> Result<Start, Error> {
+        let bad = |reason: String| Error::Cursor { table: self.table.name().to_string(), reason };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor.trim())
+            .map_err(|e| bad(format!("not a cursor of this API (base64url: {e})")))?;
+        if bytes.len() < 9 {
+            return Err(bad("not a cursor of this API (too short)".into()));
+        }
+        let (payload, sum) = bytes.split_at(bytes.len() - 8);
+        if checksum(payload).to_be_bytes() != sum {
+            return Err(bad("the cursor was altered or truncated (checksum mismatch)".into()));
+        }
+        let payload: Value =
+            serde_json::from_slice(payload).map_err(|e| bad(format!("not a cursor of this API (JSON: {e})")))?;
+        if payload["v"] != json!(1) {
+            return Err(bad(format!("unsupported cursor version {}", payload["v"])));
+        }
+        if payload["q"] != json!(format!("{:016x}", self.fingerprint())) {
+            return Err(bad(
+                "the cursor was issued for another query (table, index, entity, key condition or order differ)".into(),
+            ));
+        }
+        let Some(Value::Object(k)) = payload.get("k") else {
+            return Err(bad("the cursor holds no key".into()));
+        };
+        let mut key = Raw::new();
+        for (name, value) in k {
+            key.insert(name.clone(), json_value(value).ok_or_else(|| bad(format!("key attribute `{name}` is not a typed value")))?);
+        }
+        let mut expected: Vec<&str> = self.key_attrs.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let mut found: Vec<&str> = key.keys().map(String::as_str).collect();
+        found.sort_unstable();
+        if found != expected {
+            return Err(bad(format!("the cursor holds key attributes {found:?}, this query's keys are {expected:?}")));
+        }
+        if let Some((attr, value)) = &self.partition {
+            if key.get(attr) != Some(value) {
+                return Err(bad("the cursor points outside this query's partition".into()));
+            }
+        }
+        let remaining = match payload.get("r") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(r.as_u64().ok_or_else(|| bad("the cursor's remaining count is not a number".into()))? as usize),
+        };
+        if remaining.is_some_and(|r| self.limit.is_some_and(|l| r > l)) {
+            return Err(bad("the cursor allows more items than this query's limit".into()));
+        }
+        Ok(Start { key: Some(key), remaining: remaining.or(self.limit) })
+    }
+}
+
+fn canonical(v: &AttributeValue) -> String {
+    match v {
+        AttributeValue::S(s) => format!("S:{s}"),
+        AttributeValue::N(n) => format!("N:{n}"),
+        AttributeValue::B(b) => format!("B:{}", URL_SAFE_NO_PAD.encode(b.as_ref())),
+        AttributeValue::Bool(b) => format!("BOOL:{b}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn value_json(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": URL_SAFE_NO_PAD.encode(b.as_ref()) }),
+        // Key attributes are S, N or B; anything else cannot come back.
+        other => json!({ "?": format!("{other:?}") }),
+    }
+}
+
+fn json_value(v: &Value) -> Option<AttributeValue> {
+    let Value::Object(m) = v else { return None };
+    if m.len() != 1 {
+        return None;
+    }
+    let (t, x) = m.iter().next()?;
+    let x = x.as_str()?;
+    match t.as_str() {
+        "S" => Some(AttributeValue::S(x.to_string())),
+        "N" => Some(AttributeValue::N(x.to_string())),
+        "B" => URL_SAFE_NO_PAD.decode(x).ok().map(|b| AttributeValue::B(Blob::new(b))),
+        _ => None,
+    }
+}
+
+/// 64-bit FNV-1a: stable across builds and platforms.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf29ce484222325)
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x100000001b3);
+        }
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn checksum(payload: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.bytes(b"singletable-cursor");
+    h.bytes(payload);
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------
+// Query
+
+impl<'t, T: Item + 't> Query<'t, T> {
+    /// The items as a stream, fetched a request at a time as it is
+    /// polled (each request asks for at most [`Query::page_size`] items,
+    /// within [`Query::limit`]).
+    ///
+    /// ```no_run
+    /// # use singletable::{Item, KeyParts, Table};
+    /// # #[derive(Item)] #[item(pk = "ORG#{org}", sk = "U#{id}")] struct User { org: String, id: String }
+    /// # async fn demo(table: Table) -> Result<(), singletable::Error> {
+    /// use futures::TryStreamExt;
+    /// let mut users = table.query::<User>().pk(KeyParts::new().set("org", "acme")).page_size(100).stream();
+    /// while let Some(user) = users.try_next().await? {
+    ///     println!("{}", user.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + 't {
+        match self.request() {
+            Ok(request) => request.raw_stream().map(|r| r.and_then(T::from_item)).left_stream(),
+            Err(e) => stream::once(async move { Err(e) }).right_stream(),
+        }
+    }
+
+    /// One page of at most [`Query::page_size`] items (without it, what
+    /// one DynamoDB request returns), starting at `cursor` (`None`: the
+    /// first page). [`Query::limit`] caps the items over all pages.
+    ///
+    /// ```no_run
+    /// # use singletable::{Item, KeyParts, Table};
+    /// # #[derive(Item)] #[item(pk = "ORG#{org}", sk = "U#{id}")] struct User { org: String, id: String }
+    /// # async fn demo(table: Table, cursor_from_client: Option<String>) -> Result<(), singletable::Error> {
+    /// let page = table
+    ///     .query::<User>()
+    ///     .pk(KeyParts::new().set("org", "acme"))
+    ///     .page_size(20)
+    ///     .page(cursor_from_client.as_deref())
+    ///     .await?;
+    /// // Hand `page.items` and `page.cursor` to the client.
+    /// # Ok(()) }
+    /// ```
+    pub async fn page(self, cursor: Option<&str>) -> Result<Page<T>, Error> {
+        let request = self.request()?;
+        let (items, cursor) = request.raw_page(cursor).await?;
+        Ok(Page { items: items.into_iter().map(T::from_item).collect::<Result<_, _>>()?, cursor })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scan
+
+/// A scan of one entity's items; see [`Table::scan`].
+#[derive(Debug, Clone)]
+#[must_use = "a scan does nothing until it is run"]
+pub struct Scan<'t, T> {
+    table: &'t Table,
+    index: Option<String>,
+    limit: Option<usize>,
+    page_size: Option<usize>,
+    consistent: bool,
+    segment: Option<(u32, u32)>,
+    _entity: PhantomData<fn() -> T>,
+}
+
+impl Table {
+    /// Starts a scan of the table (or a GSI) for the items of entity `T`
+    /// (filtered on the entity-type attribute; other items are read but
+    /// not returned).
+    ///
+    /// ```no_run
+    /// # use singletable::{Item, Table};
+    /// # #[derive(Item)] #[item(pk = "ORG#{org}", sk = "U#{id}")] struct User { org: String, id: String }
+    /// # async fn demo(table: Table) -> Result<(), singletable::Error> {
+    /// let everyone: Vec<User> = table.scan::<User>().all().await?;
+    /// let first_page = table.scan::<User>().page_size(50).page(None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn scan<T: Item>(&self) -> Scan<'_, T> {
+        Scan { table: self, index: None, limit: None, page_size: None, consistent: false, segment: None, _entity: PhantomData }
+    }
+}
+
+impl<'t, T: Item + 't> Scan<'t, T> {
+    /// Scans a global secondary index instead of the table.
+    pub fn index(mut self, name: impl Into<String>) -> Self {
+        self.index = Some(name.into());
+        self
+    }
+
+    /// At most `n` items in all.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Items read per request, and the size of a page from [`Scan::page`].
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = Some(n);
+        self
+    }
+
+    /// Strongly consistent reads (the table only).
+    pub fn consistent(mut self, yes: bool) -> Self {
+        self.consistent = yes;
+        self
+    }
+
+    /// One segment of a parallel scan: `segment` of `total` (0-based).
+    pub fn segment(mut self, segment: u32, total: u32) -> Self {
+        self.segment = Some((segment, total));
+        self
+    }
+
+    fn request(&self) -> Result<Request<'t>, Error> {
+        let entity = self.table.entity::<T>()?;
+        let d = self.table.design();
+        let mut key_attrs = vec![d.pk_attr.clone(), d.sk_attr.clone()];
+        if let Some(name) = &self.index {
+            let index = d.index(name).ok_or_else(|| Error::Design(format!("table `{}` has no index `{name}`", d.table)))?;
+            key_attrs.push(index.pk_attr.clone());
+            key_attrs.extend(index.sk_attr.clone());
+        }
+        if let Some((s, t)) = self.segment {
+            if t == 0 || s >= t || t > 1_000_000 {
+                return Err(Error::Design(format!("scan segment {s} of {t}: need 0 <= segment < total <= 1000000")));
+            }
+        }
+        Ok(Request {
+            table: self.table,
+            op: Op::Scan,
+            index: self.index.clone(),
+            key_condition: None,
+            filter: Some("#et = :et".into()),
+            names: HashMap::from([("#et".to_string(), entity.entity_attr.to_string())]),
+            values: HashMap::from([(":et".to_string(), AttributeValue::S(entity.entity.to_string()))]),
+            exclude: None,
+            forward: true,
+            consistent: self.consistent,
+            limit: self.limit,
+            page_size: self.page_size,
+            segment: self.segment.map(|(s, t)| (s as i32, t as i32)),
+            key_attrs,
+            partition: None,
+        })
+    }
+
+    /// The items as a stream; see [`Query::stream`].
+    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + 't {
+        match self.request() {
+            Ok(request) => request.raw_stream().map(|r| r.and_then(T::from_item)).left_stream(),
+            Err(e) => stream::once(async move { Err(e) }).right_stream(),
+        }
+    }
+
+    /// One page; see [`Query::page`].
+    pub async fn page(self, cursor: Option<&str>) -> Result<Page<T>, Error> {
+        let request = self.request()?;
+        let (items, cursor) = request.raw_page(cursor).await?;
+        Ok(Page { items: items.into_iter().map(T::from_item).collect::<Result<_, _>>()?, cursor })
+    }
+
+    /// Every item.
+    pub async fn all(self) -> Result<Vec<T>, Error> {
+        self.stream().try_collect().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_json_round_trips_key_values() {
+        for v in [AttributeValue::S("USER#ann".into()), AttributeValue::N("-12.5".into()), AttributeValue::B(Blob::new(vec![0, 255, 7]))] {
+            assert_eq!(json_value(&value_json(&v)), Some(v));
+        }
+        assert_eq!(json_value(&json!({"S": "a", "N": "1"})), None);
+        assert_eq!(json_value(&json!({"BOOL": "true"})), None);
+    }
+}
