@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attr::AttrType;
 use crate::error::Error;
+use crate::managed::ManagedAttrs;
 use crate::template::{Template, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 use crate::Item;
 
@@ -78,6 +79,10 @@ pub struct EntityDesign {
     /// The stored payload attributes.
     #[serde(default)]
     pub attributes: Cow<'static, [AttributeDesign]>,
+    /// The attributes of its managed fields (`#[item(version)]`, `ttl`,
+    /// `created_at`, `updated_at`).
+    #[serde(default, skip_serializing_if = "ManagedAttrs::is_empty")]
+    pub managed: ManagedAttrs,
 }
 
 /// The rendered primary key of one item.
@@ -392,10 +397,28 @@ impl TableDesignBuilder {
         self
     }
 
-    /// Validates and builds the design.
+    /// Validates and builds the design. The table's TTL attribute is the
+    /// one given with [`ttl`](Self::ttl), else the one of the entities'
+    /// `#[item(ttl)]` fields; entities that disagree (with each other or
+    /// with the one given) are refused, since a table has one TTL
+    /// attribute.
     pub fn build(self) -> Result<TableDesign, Error> {
+        let mut settings = self.settings;
+        for e in &self.entities {
+            let Some(attr) = &e.managed.ttl else { continue };
+            match &settings.ttl_attribute {
+                None => settings.ttl_attribute = Some(attr.to_string()),
+                Some(table_ttl) if table_ttl == attr => {}
+                Some(table_ttl) => {
+                    return Err(Error::Design(format!(
+                        "entity `{}` keeps its expiry (#[item(ttl)]) in `{attr}`, but the table's TTL attribute is `{table_ttl}`; a table has one TTL attribute",
+                        e.entity
+                    )))
+                }
+            }
+        }
         let mut design = TableDesign::from_entities(self.table, self.entities)?;
-        design.settings = self.settings;
+        design.settings = settings;
         Ok(design)
     }
 }

@@ -68,6 +68,52 @@ pub enum Error {
     #[error("{entity}: an item with key ({pk}, {sk}) already exists")]
     AlreadyExists { entity: String, pk: String, sk: String },
 
+    /// A conditional write found the stored item did not meet its
+    /// condition; nothing was written.
+    #[error("{entity}: {operation} of ({pk}, {sk}) not done: {reason}")]
+    ConditionFailed { entity: String, operation: &'static str, pk: String, sk: String, reason: String },
+
+    /// Optimistic locking (`#[item(version)]`): the stored item is not at
+    /// the version the write was based on, because another writer got
+    /// there first. Nothing was written; read the item again and retry.
+    #[error("{entity}: ({pk}, {sk}) is at version {}, not {expected}: another writer changed it first; read it again and retry", found.map_or_else(|| "none (no such item)".to_string(), |v| v.to_string()))]
+    VersionConflict { entity: String, pk: String, sk: String, expected: u64, found: Option<u64> },
+
+    /// An update (or move) of an item that does not exist; nothing was
+    /// written.
+    #[error("{entity}: no item with key ({pk}, {sk})")]
+    NotFound { entity: String, pk: String, sk: String },
+
+    /// An update changes a field of a key template without a value for
+    /// every other field that template needs, so the key attribute could
+    /// not be rewritten; nothing was sent.
+    #[error("{entity}: updating `{field}` changes key attribute `{attribute}` (template `{template}`), which also needs `{missing}`: set it too, or give its current value with `.unchanged(...)`")]
+    StaleKey { entity: String, attribute: String, template: String, field: String, missing: String },
+
+    /// An update that cannot be sent as written (a field changed twice,
+    /// nothing to change ...); nothing was sent.
+    #[error("{entity}: update of ({pk}, {sk}): {reason}")]
+    InvalidUpdate { entity: String, pk: String, sk: String, reason: String },
+
+    /// A transaction with more actions than DynamoDB allows; nothing was
+    /// sent.
+    #[error("TransactWriteItems on table `{table}`: {count} actions; DynamoDB allows at most {max}")]
+    TooManyActions { table: String, count: usize, max: usize },
+
+    /// Two actions of one transaction address the same item, which
+    /// DynamoDB refuses; nothing was sent.
+    #[error("TransactWriteItems on table `{table}`: actions {first} and {second} both address {entity} ({pk}, {sk}); a transaction may touch an item only once")]
+    DuplicateAction { table: String, entity: String, pk: String, sk: String, first: usize, second: usize },
+
+    /// A transaction larger than DynamoDB's 4 MB; nothing was sent.
+    #[error("TransactWriteItems on table `{table}`: about {size} bytes; DynamoDB allows at most {max}")]
+    TransactionTooLarge { table: String, size: usize, max: usize },
+
+    /// DynamoDB cancelled a transaction: nothing of it was written.
+    /// `reasons` lists every action that failed, with its position.
+    #[error("TransactWriteItems on table `{table}` cancelled, nothing written: {}", crate::transact::describe_reasons(reasons))]
+    TransactionCanceled { table: String, reasons: Vec<crate::transact::CancelReason> },
+
     /// A request to DynamoDB failed.
     #[error("{operation} on table `{table}` failed: {message}")]
     Dynamo {

@@ -30,4 +30,28 @@ pub trait Item: Sized {
 
     /// Renders the table key from a typed key.
     fn key_of(key: &Self::Key) -> Result<PrimaryKey, Error>;
+
+    /// The typed field handles: one public member per stored field, named
+    /// as the Rust field, of type [`Field<Self, FieldType, Kind>`](crate::Field).
+    /// The type is generated inside an anonymous block (it adds no name to
+    /// your module); name it as `<T as Item>::Fields`.
+    type Fields: Copy;
+
+    /// The typed field handles, for conditions and updates; see
+    /// [`Field`](crate::Field).
+    fn fields() -> Self::Fields;
+
+    /// The current time, encoded as the `created_at` / `updated_at` field
+    /// stores it; `None` when the entity has no such field.
+    #[doc(hidden)]
+    fn __now(_stamp: crate::managed::Stamp) -> Result<Option<AttributeValue>, Error> {
+        Ok(None)
+    }
+
+    /// Copies the managed fields (version, timestamps) of a written item
+    /// into `self`.
+    #[doc(hidden)]
+    fn __written(&mut self, _item: &HashMap<String, AttributeValue>) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -67,6 +67,13 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod condition;
+mod expr;
+pub mod field;
+mod managed;
+mod transact;
+mod update;
+mod write;
 mod batch;
 mod design;
 mod error;
@@ -87,6 +94,11 @@ pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryK
 pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
 pub use page::{Page, Scan};
+pub use condition::{Condition, Size, MAX_IN_VALUES};
+pub use field::{Field, IntoValue};
+pub use managed::{ManagedAttrs, Timestamp, TtlValue, VersionNumber};
+pub use transact::{CancelKind, CancelReason, Transaction, MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};
+pub use update::Update;
 pub use size::{item_size, MAX_ITEM_BYTES};
 pub use table::{KeyParts, Query, Table};
 pub use template::{KeyKind, KeyPart, Template};

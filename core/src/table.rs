@@ -220,6 +220,7 @@ impl Table {
             limit: None,
             page_size: None,
             forward: true,
+            filter: None,
             _entity: PhantomData,
         }
     }
@@ -352,6 +353,7 @@ pub struct Query<'t, T> {
     limit: Option<usize>,
     page_size: Option<usize>,
     forward: bool,
+    filter: Option<crate::Condition<T>>,
     _entity: PhantomData<fn() -> T>,
 }
 
@@ -389,6 +391,18 @@ impl<'t, T: Item + 't> Query<'t, T> {
         self
     }
 
+    /// Keeps only the items for which `condition` holds (DynamoDB's
+    /// filter expression: items are read, then dropped, so they still
+    /// count towards the read capacity and [`page_size`](Query::page_size)).
+    /// Several filters are combined with AND.
+    pub fn filter(mut self, condition: crate::Condition<T>) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(c) => c.and(condition),
+            None => condition,
+        });
+        self
+    }
+
     /// Descending sort-key order.
     pub fn reverse(mut self) -> Self {
         self.forward = false;
@@ -421,16 +435,9 @@ impl<'t, T: Item + 't> Query<'t, T> {
                 (&index.pk, index.sk.as_ref())
             }
         };
-        let pk_value = self.pk.render(entity, pk_key)?;
-        let mut names = HashMap::from([
-            ("#pk".to_string(), pk_key.attr.to_string()),
-            ("#et".to_string(), entity.entity_attr.to_string()),
-        ]);
-        let mut values = HashMap::from([
-            (":pk".to_string(), AttributeValue::S(pk_value)),
-            (":et".to_string(), AttributeValue::S(entity.entity.to_string())),
-        ]);
-        let mut condition = "#pk = :pk".to_string();
+        let pk_value = AttributeValue::S(self.pk.render(entity, pk_key)?);
+        let mut expr = crate::expr::Expr::new();
+        let mut condition = format!("{} = {}", expr.name(&pk_key.attr), expr.value(pk_value.clone()));
         // A key equal to an open upper bound's successor is past the range.
         let mut exclude_sk: Option<AttributeValue> = None;
         let sk_key_or_err = || {
@@ -441,19 +448,17 @@ impl<'t, T: Item + 't> Query<'t, T> {
             SortCondition::BeginsWith(parts) => {
                 let sk = sk_key_or_err()?;
                 let (prefix, _) = parts.render_prefix(entity, sk)?;
-                names.insert("#sk".into(), sk.attr.to_string());
-                values.insert(":sk".into(), AttributeValue::S(prefix));
-                condition.push_str(" AND begins_with(#sk, :sk)");
+                let (name, value) = (expr.name(&sk.attr), expr.value(AttributeValue::S(prefix)));
+                condition.push_str(&format!(" AND begins_with({name}, {value})"));
             }
             SortCondition::Between(low, high) => {
                 let sk = sk_key_or_err()?;
                 let (low, _) = low.render_prefix(entity, sk)?;
                 let (high, complete) = high.render_prefix(entity, sk)?;
-                names.insert("#sk".into(), sk.attr.to_string());
-                values.insert(":lo".into(), AttributeValue::S(low));
+                let (name, low) = (expr.name(&sk.attr), expr.value(AttributeValue::S(low)));
                 if complete {
-                    values.insert(":hi".into(), AttributeValue::S(high));
-                    condition.push_str(" AND #sk BETWEEN :lo AND :hi");
+                    let high = expr.value(AttributeValue::S(high));
+                    condition.push_str(&format!(" AND {name} BETWEEN {low} AND {high}"));
                 } else {
                     // Every key under the prefix sorts below the prefix's
                     // successor. A key condition allows one comparison on
@@ -461,28 +466,39 @@ impl<'t, T: Item + 't> Query<'t, T> {
                     // a key equal to it is dropped here.
                     match successor(&high) {
                         Some(next) => {
-                            values.insert(":hi".into(), AttributeValue::S(next));
-                            condition.push_str(" AND #sk BETWEEN :lo AND :hi");
-                            exclude_sk = values.get(":hi").cloned();
+                            let next = AttributeValue::S(next);
+                            let high = expr.value(next.clone());
+                            condition.push_str(&format!(" AND {name} BETWEEN {low} AND {high}"));
+                            exclude_sk = Some(next);
                         }
-                        None => condition.push_str(" AND #sk >= :lo"),
+                        None => condition.push_str(&format!(" AND {name} >= {low}")),
                     }
                 }
             }
         }
+        let mut filter = format!(
+            "{} = {}",
+            expr.name(&entity.entity_attr),
+            expr.value(AttributeValue::S(entity.entity.to_string()))
+        );
+        if let Some(c) = &self.filter {
+            filter = format!("({filter}) AND ({})", c.render(&mut expr, &entity.entity)?);
+        }
+        let (names, values) = expr.into_maps();
+        let (names, values) = (names.unwrap_or_default(), values.unwrap_or_default());
         let d = table.design();
         let mut key_attrs = vec![d.pk_attr.clone(), d.sk_attr.clone()];
         if self.index.is_some() {
             key_attrs.push(pk_key.attr.to_string());
             key_attrs.extend(sk_key.map(|k| k.attr.to_string()));
         }
-        let partition = values.get(":pk").cloned().map(|v| (pk_key.attr.to_string(), v));
+        let partition = Some((pk_key.attr.to_string(), pk_value));
         Ok(crate::page::Request {
             table,
             op: crate::page::Op::Query,
             index: self.index.clone(),
             key_condition: Some(condition),
-            filter: Some("#et = :et".into()),
+            filter: Some(filter),
             names,
             values,
             // A key equal to an open upper bound's successor is past the range.

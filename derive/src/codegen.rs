@@ -4,7 +4,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::internals::model::{Container, Entity, Field, KeyTemplate, Part};
+use crate::internals::model::{Container, Entity, Field, KeyTemplate, Part, Role};
 
 /// The runtime path every generated item goes through.
 fn st() -> TokenStream {
@@ -34,6 +34,14 @@ fn encode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
             quote! {
                 __item.insert(#st::String::from(#attr), #st::serde_to_attr(&self.#ident)
                     .map_err(|e| { let e = e.in_field(#attr); #on_err })?);
+            }
+        } else if f.role() == Some(Role::Ttl) {
+            // Whole epoch seconds, which is what DynamoDB's TTL reads.
+            quote! {
+                if let #st::Option::Some(v) = <#ty as #st::TtlValue>::to_ttl_attr(&self.#ident)
+                    .map_err(|e| { let e = e.in_field(#attr); #on_err })? {
+                    __item.insert(#st::String::from(#attr), v);
+                }
             }
         } else {
             quote! {
@@ -206,6 +214,15 @@ fn entity_design(c: &Container, e: &Entity) -> (TokenStream, Vec<TokenStream>) {
     });
     let entity = cow_str(&e.entity);
     let entity_attr = cow_str(&e.entity_attr);
+    let managed_attr = |role: Role| match c.fields.iter().find(|f| f.role() == Some(role)) {
+        Some(f) => {
+            let attr = cow_str(&f.attr);
+            quote!(#st::Option::Some(#attr))
+        }
+        None => quote!(#st::Option::None),
+    };
+    let (version, ttl, created_at, updated_at) =
+        (managed_attr(Role::Version), managed_attr(Role::Ttl), managed_attr(Role::CreatedAt), managed_attr(Role::UpdatedAt));
     consts.push(quote! {
         const __INDEXES: &[#st::IndexDesign] = &[#(#indexes),*];
         const __ATTRIBUTES: &[#st::AttributeDesign] = &[#(#attributes),*];
@@ -217,6 +234,7 @@ fn entity_design(c: &Container, e: &Entity) -> (TokenStream, Vec<TokenStream>) {
         sk: #sk,
         indexes: #st::Cow::Borrowed(__INDEXES),
         attributes: #st::Cow::Borrowed(__ATTRIBUTES),
+        managed: #st::ManagedAttrs { version: #version, ttl: #ttl, created_at: #created_at, updated_at: #updated_at },
     });
     (design, consts)
 }
@@ -228,6 +246,123 @@ fn self_field(c: &Container) -> impl Fn(usize) -> TokenStream + '_ {
     }
 }
 
+/// The kind marker of a field's handle (see `singletable::Field`).
+fn field_kind(c: &Container, e: &Entity, i: usize) -> TokenStream {
+    let st = st();
+    let in_key = |k: &KeyTemplate| k.placeholders().any(|p| p.field == i);
+    if in_key(&e.pk) || in_key(&e.sk) {
+        quote!(#st::TableKey)
+    } else if matches!(c.fields[i].role(), Some(Role::Version | Role::CreatedAt | Role::UpdatedAt)) {
+        quote!(#st::Managed)
+    } else if e.indexes.iter().any(|ix| ix.keys().any(in_key)) {
+        quote!(#st::IndexKey)
+    } else {
+        quote!(#st::Attr)
+    }
+}
+
+/// The typed field handles: a struct defined inside the anonymous const
+/// block (so it adds no name to the user's module), its constructor, and
+/// the trait checks of managed fields.
+fn field_handles(c: &Container, e: &Entity) -> (TokenStream, TokenStream) {
+    let st = st();
+    let ident = &c.ident;
+    let vis = &c.vis;
+    let stored: Vec<(usize, &Field)> = c.fields.iter().enumerate().filter(|(_, f)| !f.skip).collect();
+    let members = stored.iter().map(|&(i, f)| {
+        let name = &f.ident;
+        let ty = &f.ty;
+        let kind = field_kind(c, e, i);
+        let doc = format!("The `{}` field, stored as `{}`.", f.ident, f.attr);
+        quote! {
+            #[doc = #doc]
+            #vis #name: #st::Field<#ident, #ty, #kind>
+        }
+    });
+    let inits = stored.iter().map(|&(_, f)| {
+        let name = &f.ident;
+        let ty = &f.ty;
+        let attr = &f.attr;
+        let rust_name = f.ident.to_string();
+        let rust_name = rust_name.trim_start_matches("r#");
+        let encode = if f.serde {
+            quote!(|v: &#ty| #st::serde_to_attr(v).map(#st::Option::Some))
+        } else if f.role() == Some(Role::Ttl) {
+            quote!(<#ty as #st::TtlValue>::to_ttl_attr)
+        } else {
+            quote!(<#ty as #st::AttrValue>::to_attr_opt)
+        };
+        quote!(#name: #st::Field::__new(#attr, #rust_name, #encode))
+    });
+    let definition = quote! {
+        /// The typed field handles of the entity; see `singletable::Field`.
+        #[derive(Clone, Copy)]
+        #[allow(non_camel_case_types, missing_docs, dead_code)]
+        #vis struct __Fields {
+            #(#members,)*
+        }
+    };
+    let constructor = quote!(__Fields { #(#inits,)* });
+    (definition, constructor)
+}
+
+/// Trait checks of the managed fields' types, reported at the type; the
+/// hidden `Item` methods that write and read them.
+fn managed_fields(c: &Container, entity: &str) -> TokenStream {
+    let st = st();
+    let checks = c.fields.iter().filter_map(|f| {
+        let role = f.role()?;
+        let ty = &f.ty;
+        let bound = match role {
+            Role::Version => quote!(#st::VersionNumber),
+            Role::Ttl => quote!(#st::TtlValue),
+            Role::CreatedAt | Role::UpdatedAt => quote!(#st::Timestamp),
+        };
+        Some(quote_spanned! {ty.span()=>
+            const _: () = {
+                fn __check<T: #bound>() {}
+                let _ = __check::<#ty>;
+            };
+        })
+    });
+    let now_arms = [(Role::CreatedAt, quote!(CreatedAt)), (Role::UpdatedAt, quote!(UpdatedAt))].into_iter().filter_map(|(role, variant)| {
+        let f = c.fields.iter().find(|f| f.role() == Some(role))?;
+        let ty = &f.ty;
+        let attr = &f.attr;
+        Some(quote! {
+            #st::Stamp::#variant => <#ty as #st::AttrValue>::to_attr_opt(&<#ty as #st::Timestamp>::now())
+                .map_err(|e| e.in_field(#attr).encoding(#entity)),
+        })
+    });
+    let written = c.fields.iter().filter(|f| matches!(f.role(), Some(Role::Version | Role::CreatedAt | Role::UpdatedAt))).map(|f| {
+        let ident = &f.ident;
+        let ty = &f.ty;
+        let attr = &f.attr;
+        quote! {
+            if let #st::Option::Some(v) = __item.get(#attr) {
+                self.#ident = <#ty as #st::AttrValue>::from_attr(::core::clone::Clone::clone(v))
+                    .map_err(|e| e.in_field(#attr).decoding(#entity))?;
+            }
+        }
+    });
+    quote! {
+        fn __now(__stamp: #st::Stamp) -> #st::Result<#st::Option<#st::AttributeValue>, #st::Error> {
+            #(#checks)*
+            #[allow(unreachable_patterns)]
+            match __stamp {
+                #(#now_arms)*
+                _ => #st::Result::Ok(#st::Option::None),
+            }
+        }
+
+        #[allow(unused_variables)]
+        fn __written(&mut self, __item: &#st::Map<#st::String, #st::AttributeValue>) -> #st::Result<(), #st::Error> {
+            #(#written)*
+            #st::Result::Ok(())
+        }
+    }
+}
+
 pub fn expand_item(c: &Container) -> TokenStream {
     let st = st();
     let e = c.entity.as_ref().expect("Item has an entity");
@@ -235,6 +370,8 @@ pub fn expand_item(c: &Container) -> TokenStream {
     let entity = e.entity.as_str();
     let entity_attr = e.entity_attr.as_str();
     let (design, consts) = entity_design(c, e);
+    let (fields_struct, fields_value) = field_handles(c, e);
+    let managed = managed_fields(c, entity);
 
     let from_self = self_field(c);
     let pk_block = render_key(entity, &e.pk, &c.fields, &from_self);
@@ -303,6 +440,8 @@ pub fn expand_item(c: &Container) -> TokenStream {
         #(#consts)*
         const __DESIGN: #st::EntityDesign = #design;
 
+        #fields_struct
+
         #[automatically_derived]
         impl ::singletable::Item for #ident {
             const DESIGN: &'static #st::EntityDesign = &__DESIGN;
@@ -331,6 +470,15 @@ pub fn expand_item(c: &Container) -> TokenStream {
                 #destructure
                 #st::Result::Ok(#st::PrimaryKey { pk: #key_pk, sk: #key_sk })
             }
+
+            type Fields = __Fields;
+
+            #[inline]
+            fn fields() -> __Fields {
+                #fields_value
+            }
+
+            #managed
         }
     })
 }
@@ -374,6 +522,8 @@ pub fn fallback_item(ident: &Ident, generics: &syn::Generics) -> TokenStream {
             fn from_item(_: #st::Map<#st::String, #st::AttributeValue>) -> #st::Result<Self, #st::Error> { ::core::unreachable!() }
             fn primary_key(&self) -> #st::Result<#st::PrimaryKey, #st::Error> { ::core::unreachable!() }
             fn key_of(_: &()) -> #st::Result<#st::PrimaryKey, #st::Error> { ::core::unreachable!() }
+            type Fields = ();
+            fn fields() {}
         }
     })
 }

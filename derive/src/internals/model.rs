@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, LitStr, PathArguments, Type};
 
 use super::ctxt::Ctxt;
@@ -18,6 +19,41 @@ pub enum KeyTypeHint {
     Other,
 }
 
+/// What the toolkit maintains in a field (`#[item(version)]` ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Version,
+    Ttl,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Version, Role::Ttl, Role::CreatedAt, Role::UpdatedAt];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Version => "version",
+            Role::Ttl => "ttl",
+            Role::CreatedAt => "created_at",
+            Role::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn from_path(path: &syn::Path) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| path.is_ident(r.name()))
+    }
+
+    /// Why the field cannot be a key part.
+    fn not_a_key_part(self) -> &'static str {
+        match self {
+            Role::Version | Role::UpdatedAt => "it changes on every write, so the key would too",
+            Role::CreatedAt => "the toolkit fills it in on the first write, after keys are rendered",
+            Role::Ttl => "an expiry is not an identity; keep it out of keys",
+        }
+    }
+}
+
 pub struct Field {
     pub ident: Ident,
     pub ty: Type,
@@ -28,6 +64,14 @@ pub struct Field {
     pub serde: bool,
     /// `Option<inner>`: the inner type.
     pub option_inner: Option<Type>,
+    /// A managed field, with the span of its attribute.
+    pub role: Option<(Role, Span)>,
+}
+
+impl Field {
+    pub fn role(&self) -> Option<Role> {
+        self.role.map(|(r, _)| r)
+    }
 }
 
 /// One placeholder, resolved to its field.
@@ -87,6 +131,7 @@ pub struct Entity {
 
 pub struct Container {
     pub ident: Ident,
+    pub vis: syn::Visibility,
     pub fields: Vec<Field>,
     /// `None` for `#[derive(Document)]`.
     pub entity: Option<Entity>,
@@ -133,7 +178,7 @@ struct RawIndex {
 
 const CONTAINER_KEYS: &str = "entity, pk, sk, index(...), pk_attr, sk_attr, entity_attr";
 const INDEX_KEYS: &str = "name, pk, sk, pk_attr, sk_attr";
-const FIELD_KEYS: &str = "rename, default, skip, serde";
+const FIELD_KEYS: &str = "rename, default, skip, serde, version, ttl, created_at, updated_at";
 
 fn set_once(cx: &Ctxt, slot: &mut Option<LitStr>, meta: &syn::meta::ParseNestedMeta, name: &str) -> syn::Result<()> {
     let value: LitStr = meta.value()?.parse()?;
@@ -286,6 +331,7 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Option<Vec<Field>> {
             default: false,
             serde: false,
             option_inner: option_inner(&f.ty),
+            role: None,
         };
         for attr in f.attrs.iter().filter(|a| a.path().is_ident("item")) {
             let result = attr.parse_nested_meta(|meta| {
@@ -305,6 +351,18 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Option<Vec<Field>> {
                 } else if meta.path.is_ident("serde") {
                     field.serde = true;
                     Ok(())
+                } else if let Some(role) = Role::from_path(&meta.path) {
+                    match field.role {
+                        Some((existing, _)) if existing == role => {
+                            cx.error_spanned_by(&meta.path, format!("duplicate `{}` attribute", role.name()))
+                        }
+                        Some((existing, _)) => cx.error_spanned_by(
+                            &meta.path,
+                            format!("field `{}` is already the `{}` field; one field has one role", field.ident, existing.name()),
+                        ),
+                        None => field.role = Some((role, meta.path.span())),
+                    }
+                    Ok(())
                 } else {
                     unknown_key(cx, &meta, format!("unknown field attribute; expected one of: {FIELD_KEYS}"))
                 }
@@ -316,7 +374,29 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Option<Vec<Field>> {
         if field.skip && (field.default || field.serde) {
             cx.error_spanned_by(&field.ident, "a `skip` field is not stored: `default` and `serde` do not apply");
         }
+        if let Some((role, span)) = field.role {
+            if field.skip {
+                cx.syn_error(syn::Error::new(span, format!("a `skip` field is not stored, so it cannot be the `{}` field", role.name())));
+            } else if field.serde {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("the `{}` field is read and written by the toolkit, which needs its own encoding: remove `serde`", role.name()),
+                ));
+            }
+        }
         fields.push(field);
+    }
+    for role in Role::ALL {
+        let mut with_role = fields.iter().filter(|f| f.role() == Some(role));
+        if let Some(first) = with_role.next() {
+            for again in with_role {
+                let span = again.role.map_or_else(|| again.ident.span(), |(_, s)| s);
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("`{}` is already the `{}` field; an entity has at most one", first.ident, role.name()),
+                ));
+            }
+        }
     }
     let mut seen = HashSet::new();
     for f in fields.iter().filter(|f| !f.skip) {
@@ -371,6 +451,12 @@ fn resolve_template(cx: &Ctxt, fields: &[Field], site: TemplateSite<'_>) -> Opti
                     let why = if field.skip { "skip" } else { "serde" };
                     cx.error_spanned_by(lit, format!("{} template: `{name}` is a `{why}` field and cannot be a key part", site.what));
                     ok = false;
+                } else if let Some(role) = field.role() {
+                    cx.error_spanned_by(
+                        lit,
+                        format!("{} template: `{name}` is the `{}` field and cannot be a key part: {}", site.what, role.name(), role.not_a_key_part()),
+                    );
+                    ok = false;
                 }
                 let key_ty = match (&field.option_inner, site.allow_optional) {
                     (Some(inner), true) => inner,
@@ -419,7 +505,15 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
     let raw = parse_container_attrs(cx, input, is_entity);
     let fields = parse_fields(cx, input)?;
     if !is_entity {
-        return Some(Container { ident: input.ident.clone(), fields, entity: None });
+        for f in &fields {
+            if let Some((role, span)) = f.role {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("`{}` applies to entities (`#[derive(Item)]`), not to a document stored inside one", role.name()),
+                ));
+            }
+        }
+        return Some(Container { ident: input.ident.clone(), vis: input.vis.clone(), fields, entity: None });
     }
 
     let pk_attr = attr_name(&raw.pk_attr, "pk");
@@ -537,5 +631,5 @@ pub fn from_ast(cx: &Ctxt, input: &DeriveInput, is_entity: bool) -> Option<Conta
         (Some(pk), Some(sk)) => Some(Entity { entity: entity_name, entity_attr, pk, sk, indexes }),
         _ => None,
     };
-    entity.map(|entity| Container { ident: input.ident.clone(), fields, entity: Some(entity) })
+    entity.map(|entity| Container { ident: input.ident.clone(), vis: input.vis.clone(), fields, entity: Some(entity) })
 }
