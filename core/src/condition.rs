@@ -345,14 +345,34 @@ impl<E, T, K> Field<E, T, K> {
         })
     }
 
-    /// Compares with another field of the same type.
-    pub fn eq_field<K2>(self, other: Field<E, T, K2>) -> Condition<E> {
-        Condition::from_node(Node::Cmp(Operand::Path(self.path()), CmpOp::Eq, Operand::Path(other.path())))
+    fn cmp_field<K2>(self, op: CmpOp, other: Field<E, T, K2>) -> Condition<E> {
+        let (a, b) = (self.path(), other.path());
+        Condition::from_node(if a == b {
+            // DynamoDB refuses it ("the first operand must be distinct").
+            Node::Invalid(a.display(), format!("compared with itself (`{}`)", op.text()))
+        } else {
+            Node::Cmp(Operand::Path(a), op, Operand::Path(b))
+        })
     }
 
-    /// Stored value `<` the other field's.
+    /// The stored value equals another field's (of the same type).
+    pub fn eq_field<K2>(self, other: Field<E, T, K2>) -> Condition<E> {
+        self.cmp_field(CmpOp::Eq, other)
+    }
+
+    /// The stored value differs from another field's.
+    pub fn ne_field<K2>(self, other: Field<E, T, K2>) -> Condition<E> {
+        self.cmp_field(CmpOp::Ne, other)
+    }
+
+    /// The stored value is less than another field's.
     pub fn lt_field<K2>(self, other: Field<E, T, K2>) -> Condition<E> {
-        Condition::from_node(Node::Cmp(Operand::Path(self.path()), CmpOp::Lt, Operand::Path(other.path())))
+        self.cmp_field(CmpOp::Lt, other)
+    }
+
+    /// The stored value is greater than another field's.
+    pub fn gt_field<K2>(self, other: Field<E, T, K2>) -> Condition<E> {
+        self.cmp_field(CmpOp::Gt, other)
     }
 }
 
@@ -528,6 +548,9 @@ mod tests {
         let other = field::<String>("other");
         let name = field::<String>("name");
         assert_eq!(render(&name.eq_field(other)).0, "#n0 = #n1");
+        assert_eq!(render(&name.lt_field(other)).0, "#n0 < #n1");
+        let err = name.eq_field(name).render(&mut Expr::new(), "E").unwrap_err();
+        assert!(err.to_string().contains("compared with itself"), "{err}");
     }
 
     #[test]

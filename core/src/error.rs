@@ -109,6 +109,11 @@ pub enum Error {
     #[error("TransactWriteItems on table `{table}`: about {size} bytes; DynamoDB allows at most {max}")]
     TransactionTooLarge { table: String, size: usize, max: usize },
 
+    /// A transaction's idempotency token is not 1 to 36 characters long;
+    /// nothing was sent.
+    #[error("TransactWriteItems on table `{table}`: an idempotency token has 1 to 36 characters; this one has {len}")]
+    InvalidToken { table: String, len: usize },
+
     /// DynamoDB cancelled a transaction: nothing of it was written.
     /// `reasons` lists every action that failed, with its position.
     #[error("TransactWriteItems on table `{table}` cancelled, nothing written: {}", crate::transact::describe_reasons(reasons))]

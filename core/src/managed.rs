@@ -250,16 +250,17 @@ pub(crate) fn stamp_put<T: crate::Item>(
         item.insert(attr.to_string(), AttributeValue::N(next.to_string()));
         expected_version = Some(given);
     }
-    if let Some(attr) = &m.updated_at {
-        if let Some(now) = T::__now(Stamp::UpdatedAt)? {
-            item.insert(attr.to_string(), now);
-        }
-    }
+    // Created first, so that updated_at is never before created_at.
     if let Some(attr) = &m.created_at {
         if !item.contains_key(attr.as_ref()) {
             if let Some(now) = T::__now(Stamp::CreatedAt)? {
                 item.insert(attr.to_string(), now);
             }
+        }
+    }
+    if let Some(attr) = &m.updated_at {
+        if let Some(now) = T::__now(Stamp::UpdatedAt)? {
+            item.insert(attr.to_string(), now);
         }
     }
     Ok(Stamped { expected_version })

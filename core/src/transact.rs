@@ -17,6 +17,8 @@ use crate::Item;
 
 /// DynamoDB's largest transaction: 100 actions.
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// The longest idempotency token DynamoDB takes.
+const MAX_TOKEN_CHARS: usize = 36;
 /// DynamoDB's largest transaction: 4 MB.
 pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 
@@ -324,9 +326,10 @@ impl<'t> Transaction<'t> {
     }
 
     /// Makes the transaction idempotent: DynamoDB applies a transaction
-    /// with the same token (and the same actions) at most once within 10
-    /// minutes. Without one, the SDK generates a token per call, which
-    /// protects its own retries.
+    /// with the same token (1 to 36 characters) at most once within 10
+    /// minutes; the same token with other actions fails with
+    /// `IdempotentParameterMismatch`. Without one, the SDK generates a
+    /// token per call, which protects its own retries.
     pub fn idempotency_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
@@ -349,6 +352,12 @@ impl<'t> Transaction<'t> {
             return Err(e);
         }
         let table = self.table.name().to_string();
+        if let Some(token) = &self.token {
+            let len = token.chars().count();
+            if !(1..=MAX_TOKEN_CHARS).contains(&len) {
+                return Err(Error::InvalidToken { table, len });
+            }
+        }
         if self.actions.is_empty() {
             return Ok(());
         }
