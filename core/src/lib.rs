@@ -75,6 +75,7 @@ mod transact;
 mod update;
 mod write;
 mod batch;
+mod collection;
 mod design;
 mod error;
 mod item;
@@ -94,6 +95,7 @@ pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryK
 pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
 pub use page::{Page, Scan};
+pub use collection::{Collection, CollectionPage, CollectionQuery};
 pub use condition::{Condition, Size, MAX_IN_VALUES};
 pub use field::{Field, IntoValue};
 pub use managed::{ManagedAttrs, Timestamp, TtlValue, VersionNumber};
@@ -105,5 +107,7 @@ pub use template::{KeyKind, KeyPart, Template};
 
 /// Derives [`Item`]; see the [crate docs](crate).
 pub use singletable_derive::Item;
+/// Derives [`Collection`] for an enum whose variants each wrap one [`Item`] type.
+pub use singletable_derive::Collection;
 /// Derives [`AttrValue`] for a struct stored as a map inside an item.
 pub use singletable_derive::Document;

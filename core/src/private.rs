@@ -12,7 +12,14 @@ pub use crate::template::{
     check_len, check_part, format_error, FieldRef, KeyKind, KeyPart, Segment, Template, MAX_PARTITION_KEY_BYTES,
     MAX_SORT_KEY_BYTES,
 };
+pub use crate::collection::{distinct_entities, member_of, unknown_entity};
 pub use aws_sdk_dynamodb::types::AttributeValue;
+
+/// An entity's name, borrowed for as long as its design.
+#[inline]
+pub fn entity_name(design: &'static EntityDesign) -> &'static str {
+    &design.entity
+}
 pub use std::borrow::Cow;
 pub use std::collections::HashMap as Map;
 pub use std::option::Option;

@@ -299,7 +299,7 @@ impl KeyParts {
     }
 
     /// Renders a complete key.
-    fn render(&self, entity: &EntityDesign, key: &KeyDesign) -> Result<String, Error> {
+    pub(crate) fn render(&self, entity: &EntityDesign, key: &KeyDesign) -> Result<String, Error> {
         self.check_known(entity, key)?;
         match key.template.render_prefix(|f| self.get(f), &entity.entity, &key.attr)? {
             (text, None) => Ok(text),

@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
 mod codegen;
+mod collection;
 mod internals;
 
 use internals::ctxt::Ctxt;
@@ -25,6 +26,23 @@ pub fn derive_item(input: TokenStream) -> TokenStream {
 pub fn derive_document(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand(&input, false).into()
+}
+
+/// Derives `singletable::Collection` for an enum whose variants each wrap
+/// one `Item` type.
+#[proc_macro_derive(Collection)]
+pub fn derive_collection(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let cx = Ctxt::new();
+    let model = internals::collection::from_ast(&cx, &input);
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => collection::expand(&model).into(),
+        (result, _) => {
+            let errors = result.err().map(|e| e.to_compile_error());
+            let fallback = collection::fallback(&input.ident, &input.generics);
+            quote::quote!(#errors #fallback).into()
+        }
+    }
 }
 
 fn expand(input: &DeriveInput, is_entity: bool) -> proc_macro2::TokenStream {

@@ -1,6 +1,7 @@
 //! The front end: attributes parsed into a validated model, every error
 //! collected with its span.
 
+pub mod collection;
 pub mod ctxt;
 pub mod model;
 
