@@ -48,10 +48,10 @@ pub enum Managed {}
 /// Field kinds whose value an update may replace with a known value
 /// (`set`, `remove`).
 #[diagnostic::on_unimplemented(
-    message = "this field cannot be set by an update: it is {Self}",
+    message = "an update cannot set a `{Self}` field",
     label = "a `{Self}` field",
-    note = "fields of the table's pk/sk templates cannot change in place: use `Table::move_item` (put the new item and delete the old one in one transaction)",
-    note = "`#[item(version)]`, `created_at` and `updated_at` fields are written by the toolkit on every write"
+    note = "`TableKey` fields (used by the table's pk/sk templates) cannot change in place: use `Table::move_item` (puts the new item and deletes the old one in one transaction)",
+    note = "`Managed` fields (`#[item(version)]`, `created_at`, `updated_at`) are written by the toolkit on every write"
 )]
 pub trait Settable: sealed::Sealed {}
 impl Settable for Attr {}
@@ -61,9 +61,10 @@ impl Settable for IndexKey {}
 /// `set_if_not_exists` ...): only plain payload fields, since a key
 /// rendered from a value nobody knows before the write would go stale.
 #[diagnostic::on_unimplemented(
-    message = "DynamoDB cannot compute the new value of this field: it is {Self}",
+    message = "DynamoDB cannot compute the new value of a `{Self}` field",
     label = "a `{Self}` field",
-    note = "an index or table key is rendered from the field's value before the request is sent, so the new value must be known: use `.set(field, value)`"
+    note = "`IndexKey` fields: the index keys are rendered from the new value before the request is sent, so it must be known: use `.set(field, value)`",
+    note = "`TableKey` and `Managed` fields cannot be changed by an update at all"
 )]
 pub trait Computable: sealed::Sealed {}
 impl Computable for Attr {}
@@ -132,6 +133,11 @@ impl<E, T, K> Field<E, T, K> {
 
 /// A value usable where a field's type `T` is expected: `T` itself, `&str`
 /// for strings, a bare value for an `Option` field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a value of the field's type `{T}`",
+    label = "expected a `{T}`",
+    note = "a field takes its own type, `&str` for `String`, or a bare value for an `Option` field"
+)]
 pub trait IntoValue<T> {
     /// Converts.
     fn into_value(self) -> T;

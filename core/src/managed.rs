@@ -56,7 +56,11 @@ pub enum Stamp {
     label = "not an unsigned integer",
     note = "a version is an unsigned integer (u32, u64 ...); a new item has version 0"
 )]
-pub trait VersionNumber: AttrValue {}
+pub trait VersionNumber: AttrValue {
+    /// Named by derived code, so that a wrong type is reported at the field.
+    #[doc(hidden)]
+    const __CHECK: () = ();
+}
 impl VersionNumber for u8 {}
 impl VersionNumber for u16 {}
 impl VersionNumber for u32 {}

@@ -310,27 +310,22 @@ fn field_handles(c: &Container, e: &Entity) -> (TokenStream, TokenStream) {
 /// hidden `Item` methods that write and read them.
 fn managed_fields(c: &Container, entity: &str) -> TokenStream {
     let st = st();
-    let checks = c.fields.iter().filter_map(|f| {
-        let role = f.role()?;
+    // The ttl and timestamp traits are used (and so checked) where the
+    // values are encoded; the version's is checked here. Either way the
+    // error points at the field's type.
+    let checks = c.fields.iter().filter(|f| f.role() == Some(Role::Version)).map(|f| {
         let ty = &f.ty;
-        let bound = match role {
-            Role::Version => quote!(#st::VersionNumber),
-            Role::Ttl => quote!(#st::TtlValue),
-            Role::CreatedAt | Role::UpdatedAt => quote!(#st::Timestamp),
-        };
-        Some(quote_spanned! {ty.span()=>
-            const _: () = {
-                fn __check<T: #bound>() {}
-                let _ = __check::<#ty>;
-            };
-        })
+        quote_spanned! {ty.span()=>
+            let () = <#ty as #st::VersionNumber>::__CHECK;
+        }
     });
     let now_arms = [(Role::CreatedAt, quote!(CreatedAt)), (Role::UpdatedAt, quote!(UpdatedAt))].into_iter().filter_map(|(role, variant)| {
         let f = c.fields.iter().find(|f| f.role() == Some(role))?;
         let ty = &f.ty;
         let attr = &f.attr;
+        let now = quote_spanned!(ty.span()=> <#ty as #st::Timestamp>::now());
         Some(quote! {
-            #st::Stamp::#variant => <#ty as #st::AttrValue>::to_attr_opt(&<#ty as #st::Timestamp>::now())
+            #st::Stamp::#variant => <#ty as #st::AttrValue>::to_attr_opt(&#now)
                 .map_err(|e| e.in_field(#attr).encoding(#entity)),
         })
     });
@@ -347,7 +342,6 @@ fn managed_fields(c: &Container, entity: &str) -> TokenStream {
     });
     quote! {
         fn __now(__stamp: #st::Stamp) -> #st::Result<#st::Option<#st::AttributeValue>, #st::Error> {
-            #(#checks)*
             #[allow(unreachable_patterns)]
             match __stamp {
                 #(#now_arms)*
@@ -357,6 +351,7 @@ fn managed_fields(c: &Container, entity: &str) -> TokenStream {
 
         #[allow(unused_variables)]
         fn __written(&mut self, __item: &#st::Map<#st::String, #st::AttributeValue>) -> #st::Result<(), #st::Error> {
+            #(#checks)*
             #(#written)*
             #st::Result::Ok(())
         }

@@ -3,7 +3,7 @@
 #[item(pk = "USER#{user_id}", sk = "PROFILE")]
 struct User {
     user_id: String,
-    joined: std::time::SystemTime,
+    address: std::net::Ipv4Addr,
 }
 
 fn main() {}

@@ -393,7 +393,7 @@ fn parse_fields(cx: &Ctxt, input: &DeriveInput) -> Option<Vec<Field>> {
                 let span = again.role.map_or_else(|| again.ident.span(), |(_, s)| s);
                 cx.syn_error(syn::Error::new(
                     span,
-                    format!("`{}` is already the `{}` field; an entity has at most one", first.ident, role.name()),
+                    format!("`{}` would be a second `{}` field (`{}` already is); an entity has at most one", again.ident, role.name(), first.ident),
                 ));
             }
         }
