@@ -44,10 +44,21 @@
 //! | `pk_attr = "pk"`, `sk_attr = "sk"` | physical table key attribute names |
 //! | `entity_attr = "_et"` | the entity-type attribute name |
 //!
-//! Field attributes: `rename = "name"` (stored attribute name),
-//! `default` (a missing attribute decodes as `Default::default()`), `skip`
-//! (not stored; `Default` on read), `serde` (encode through `serde_dynamo`:
-//! the escape hatch for types without an [`AttrValue`] implementation).
+//! Field attributes:
+//!
+//! | attribute | meaning |
+//! | --- | --- |
+//! | `rename = "name"` | the stored attribute name |
+//! | `default` | a missing attribute decodes as `Default::default()` |
+//! | `skip` | not stored; `Default` on read |
+//! | `serde` | encode through `serde_dynamo`: the escape hatch for types without an [`AttrValue`] implementation |
+//! | `version` | optimistic locking: an unsigned integer ([`VersionNumber`]); every write stores it plus one, on condition that the stored item is at the version written from (0: new) |
+//! | `ttl` | the expiry DynamoDB's time to live reads, stored as whole epoch seconds: `SystemTime` (rounded up), `u64`/`i64` seconds, or an `Option` of one ([`TtlValue`]); [`TableDesignBuilder::build`] makes it the table's TTL attribute |
+//! | `created_at` | set to now by the first write ([`Timestamp`]: `SystemTime` stored as epoch seconds with the fraction, or `Option<SystemTime>`, which is what lets a put tell a new item) |
+//! | `updated_at` | set to now by every write |
+//!
+//! An entity has at most one field of each of the last four; they cannot
+//! be `skip` or `serde` fields, nor key parts.
 //!
 //! Templates are literal text with `{field}` placeholders; `{n:08}`
 //! zero-pads an integer to eight digits so numbers sort in order. Key
@@ -63,6 +74,186 @@
 //! [`Table`] wraps a client and a [`TableDesign`]: `create_table`, `put`,
 //! `create` (create-only), `get`, `delete` and `query` (partition, sort key
 //! `begins_with`/`between` on the table or a GSI), all typed.
+//!
+//! ## Typed fields
+//!
+//! The derive gives every entity `T::fields()` (a method of [`Item`]): one
+//! [`Field`] handle per stored field, named as the Rust field and typed by
+//! it. Conditions and updates take these handles, so a value of the wrong
+//! type, a field of another entity, or a change the key design forbids is a
+//! compile error. Each handle also has a [kind](field): fields of the
+//! table's `pk`/`sk` templates cannot be updated in place, fields of index
+//! templates can only be set to a known value, managed fields are written
+//! by the toolkit. The handles' type is defined inside the derive's
+//! anonymous block, so the derive adds no name to your module (name it
+//! `<T as Item>::Fields`).
+//!
+//! ```
+//! use singletable::{Field, Item};
+//! use singletable::field::{Attr, IndexKey, TableKey};
+//!
+//! #[derive(Item)]
+//! #[item(pk = "ORG#{org}", sk = "USER#{id}")]
+//! #[item(index(name = "gsi1", pk = "EMAIL#{email}", sk = "USER"))]
+//! struct User { org: String, id: String, email: String, #[item(rename = "n")] name: String }
+//!
+//! let f = User::fields();
+//! let _: Field<User, String, TableKey> = f.id;
+//! let _: Field<User, String, IndexKey> = f.email;
+//! let _: Field<User, String, Attr> = f.name;
+//! assert_eq!((f.name.name(), f.name.attr()), ("name", "n"));
+//! ```
+//!
+//! ## Conditions
+//!
+//! A [`Condition<T>`](Condition) is built from field handles —
+//! `exists`/`not_exists`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `between`,
+//! `is_in`, `begins_with`, `contains`, `size()`, comparisons between two
+//! fields — and combined with `&`, `|` and `!`. It applies to
+//! [`Table::put_if`], [`Table::delete_if`], [`Update::condition`], the
+//! actions of a [`Transaction`] and [`Query::filter`]. Attribute names
+//! always go through `#placeholders` (DynamoDB reserves 573 words, `name`,
+//! `status`, `data` and `ttl` among them) and values through
+//! `:placeholders`: nothing is ever spliced into expression text. A failed
+//! condition is [`Error::ConditionFailed`], and nothing is written.
+//!
+//! ```no_run
+//! # use singletable::{Item, Table};
+//! #[derive(Item)]
+//! #[item(pk = "QUEUE#{queue}", sk = "TICKET#{id}")]
+//! struct Ticket { queue: String, id: String, status: String, labels: Vec<String>, note: Option<String> }
+//!
+//! # async fn demo(table: &Table, ticket: &Ticket) -> Result<(), singletable::Error> {
+//! let f = Ticket::fields();
+//! table.put_if(ticket, f.status.eq("open") & !f.labels.contains("frozen")).await?;
+//! table.delete_if::<Ticket>(&("q1".into(), "t1".into()), f.note.eq(None) | f.labels.size().gt(3)).await?;
+//! let urgent = table
+//!     .query::<Ticket>()
+//!     .pk(singletable::KeyParts::new().set("queue", "q1"))
+//!     .filter(f.labels.contains("urgent"))
+//!     .all()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Updates that keep every key true
+//!
+//! [`Table::update`] starts an [`Update`]: `set`, `remove` (of an `Option`
+//! field), `add`/`subtract` (numbers), `append`/`prepend` (lists),
+//! `add_to_set`/`delete_from_set`, `set_if_not_exists`, plus conditions.
+//! When the update sets a field an index key is rendered from, it rewrites
+//! that key attribute in the same request from the new value and the ones
+//! it knows: the table key's fields, the other fields it sets, and fields
+//! given with [`Update::unchanged`] (which the update is then conditional
+//! on, so the rewritten key cannot be wrong). A sparse index whose optional
+//! field becomes `None` has its key attributes removed. A key it cannot
+//! render is refused with [`Error::StaleKey`] before anything is sent; a
+//! table key field cannot be set at all (see [`Table::move_item`]). The
+//! update applies only to an existing item of the entity
+//! ([`Error::NotFound`]) and returns the item as stored.
+//!
+//! ```
+//! # use singletable::{Error, Item, Table, TableDesign};
+//! #[derive(Item, Debug)]
+//! #[item(pk = "SHOP#{shop}", sk = "PRODUCT#{sku}")]
+//! #[item(index(name = "gsi1", pk = "CAT#{category}", sk = "PRICE#{price:08}#{title}"))]
+//! struct Product { shop: String, sku: String, category: String, price: u32, title: String, stock: i32 }
+//!
+//! # let config = aws_sdk_dynamodb::Config::builder()
+//! #     .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+//! #     .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+//! #     .build();
+//! # let client = aws_sdk_dynamodb::Client::from_conf(config);
+//! let table = Table::new(client, TableDesign::new("shop").entity::<Product>().build()?);
+//! let f = Product::fields();
+//! let key = ("s1".to_string(), "lamp".to_string());
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! // gsi1sk needs the title too: refused before sending.
+//! let err = table.update::<Product>(&key).set(f.price, 999).send().await.unwrap_err();
+//! assert!(matches!(err, Error::StaleKey { ref missing, .. } if missing == "title"));
+//! # });
+//! # async fn more(table: &Table, key: (String, String), f: <Product as Item>::Fields) -> Result<(), Error> {
+//! // With the current title (checked by the update), gsi1sk is rewritten.
+//! let p = table.update::<Product>(&key).set(f.price, 999).unchanged(f.title, "Lamp").add(f.stock, -1).send().await?;
+//! # Ok(()) }
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## Optimistic locking, TTL, timestamps
+//!
+//! For an entity with an `#[item(version)]` field, [`Table::put`] (and a
+//! put in a transaction) succeeds only if the stored item is at the
+//! item's version — or absent, for version 0 — and stores version + 1;
+//! otherwise [`Error::VersionConflict`] and nothing is written.
+//! [`Table::save`] does the same and copies the new version and
+//! timestamps back into the value; updates bump the version and check it
+//! with [`Update::if_version`]; [`Table::delete_version`] deletes only at
+//! a given version.
+//!
+//! ```no_run
+//! # use singletable::{Error, Item, Table};
+//! # use std::time::{Duration, SystemTime};
+//! #[derive(Item, Clone)]
+//! #[item(pk = "DOC#{id}", sk = "DOC")]
+//! struct Doc {
+//!     id: String,
+//!     body: String,
+//!     #[item(version)]
+//!     version: u64,
+//!     #[item(ttl)]
+//!     expires: Option<SystemTime>,
+//!     #[item(created_at)]
+//!     created: Option<SystemTime>,
+//!     #[item(updated_at)]
+//!     updated: Option<SystemTime>,
+//! }
+//!
+//! # async fn demo(table: &Table) -> Result<(), Error> {
+//! let mut doc = table.get::<Doc>(&("d1".into(),)).await?.expect("exists");
+//! doc.body = "edited".into();
+//! doc.expires = Some(SystemTime::now() + Duration::from_secs(86_400));
+//! match table.save(&mut doc).await {
+//!     Ok(()) => {} // doc.version, doc.updated are the stored ones
+//!     Err(Error::VersionConflict { found, .. }) => { /* someone else saved version `found`: re-read, merge, retry */ }
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Transactions
+//!
+//! [`Table::transaction`] builds a `TransactWriteItems` of typed puts,
+//! creates, updates (the same [`Update`] builder, key rewriting included),
+//! deletes and condition checks, with an optional idempotency token.
+//! DynamoDB's rules are checked before sending (at most 100 actions, 4 MB,
+//! one action per item). A cancellation is [`Error::TransactionCanceled`],
+//! whose [`CancelReason`]s say which action failed and why (condition,
+//! version conflict, missing item, existing key ...). [`Table::move_item`]
+//! changes a table key field as one transaction: delete the old item,
+//! create the new one.
+//!
+//! ```no_run
+//! # use singletable::{CancelKind, Error, Item, Table};
+//! # #[derive(Item)]
+//! # #[item(pk = "ACCOUNT#{id}", sk = "ACCOUNT")]
+//! # struct Account { id: String, balance: i64 }
+//! # async fn demo(table: &Table) -> Result<(), Error> {
+//! let a = Account::fields();
+//! let result = table
+//!     .transaction()
+//!     .update(table.update::<Account>(&("alice".into(),)).subtract(a.balance, 10).condition(a.balance.ge(10)))
+//!     .update(table.update::<Account>(&("bob".into(),)).add(a.balance, 10))
+//!     .send()
+//!     .await;
+//! if let Err(Error::TransactionCanceled { reasons, .. }) = &result {
+//!     for r in reasons {
+//!         // e.g. "action 0 (Update Account (ACCOUNT#alice, ACCOUNT)): condition failed: ..."
+//!         eprintln!("{r}");
+//!         if matches!(r.kind, CancelKind::NotFound) { /* ... */ }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
