@@ -273,7 +273,17 @@ impl<'t> BatchWrite<'t> {
     }
 
     fn add_put<T: Item>(&mut self, item: &T) {
-        match self.table.encode(item) {
+        match self.table.encode(item).and_then(|(design, mut encoded)| {
+            if design.managed.version.is_some() {
+                return Err(Error::Design(format!(
+                    "entity `{}` is versioned (#[item(version)]) and BatchWriteItem cannot check a version: write it with put, save or a transaction",
+                    design.entity
+                )));
+            }
+            // created_at / updated_at, as a single put sets them.
+            crate::managed::stamp_put::<T>(design, &mut encoded)?;
+            Ok((design, encoded))
+        }) {
             Ok((design, encoded)) => match key_of_map(self.table, &encoded) {
                 Some(key) => {
                     let put = PutRequest::builder().set_item(Some(encoded)).build().expect("item is set");

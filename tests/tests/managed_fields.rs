@@ -39,9 +39,18 @@ struct Session {
     ttl: u64,
 }
 
+/// Timestamps without a version.
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(entity = "Event", pk = "EVENT#{id}", sk = "EVENT")]
+struct Event {
+    id: String,
+    #[item(created_at)]
+    at: Option<SystemTime>,
+}
+
 async fn new_table(prefix: &str) -> Table {
     let name = singletable_tests::unique_table_name(prefix);
-    let design = TableDesign::new(name).entity::<Doc>().entity::<Session>().build().unwrap();
+    let design = TableDesign::new(name).entity::<Doc>().entity::<Session>().entity::<Event>().build().unwrap();
     let table = Table::new(singletable_tests::client().await, design);
     table.create_table().await.unwrap();
     table
@@ -222,5 +231,23 @@ async fn ttl_is_stored_as_whole_epoch_seconds() {
     assert_eq!(raw["ttl"], AttributeValue::N("1900000000".into()));
     assert_eq!(raw["v"], AttributeValue::N("1".into()));
     assert_eq!(table.get::<Session>(&key("s")).await.unwrap().unwrap(), Session { revision: 1, ..s });
+    drop_table(&table).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_writes_stamp_timestamps_and_refuse_versioned_entities() {
+    let table = new_table("mf_batch").await;
+    let t0 = SystemTime::now();
+    let events: Vec<Event> = (0..3).map(|i| Event { id: format!("e{i}"), at: None }).collect();
+    table.batch_write().put_all(&events).send().await.unwrap();
+    for e in &events {
+        let stored = table.get::<Event>(&key(&e.id)).await.unwrap().unwrap();
+        assert!(stored.at.unwrap() >= t0);
+    }
+    // BatchWriteItem has no conditions: a versioned put there would skip
+    // the version check, so it is refused before anything is sent.
+    let err = table.batch_write().put(&Event { id: "e9".into(), at: None }).put(&doc("d1")).send().await.unwrap_err();
+    assert!(err.to_string().contains("BatchWriteItem cannot check a version"), "{err}");
+    assert!(table.get::<Event>(&key("e9")).await.unwrap().is_none(), "nothing was sent");
     drop_table(&table).await;
 }
