@@ -572,3 +572,146 @@ fn build(
     ]);
     Ok(PreparedUpdate { key: key_map, update: update.join(" "), condition: and_all(&clauses), expr, meta })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::design::IndexDesign;
+    use crate::managed::ManagedAttrs;
+    use crate::template::{KeyKind, Template};
+
+    /// User: pk ORG#{org}, sk USER#{id}; gsi1 EMAIL#{email} / USER;
+    /// gsi2 (sparse) ORG#{org} / TEAM#{team}#{id}; gsi3 CAT#{cat} /
+    /// {rank:04}#{title}; versioned.
+    fn design() -> &'static EntityDesign {
+        let t = |src: &str| {
+            Template::parse(src, |name| {
+                Some(match name {
+                    "rank" => (KeyKind::Int, false),
+                    "team" => (KeyKind::Str, true),
+                    _ => (KeyKind::Str, false),
+                })
+            })
+            .unwrap()
+        };
+        let key = |attr: &'static str, src: &str| KeyDesign { attr: Cow::Borrowed(attr), template: t(src) };
+        Box::leak(Box::new(EntityDesign {
+            entity: "User".into(),
+            entity_attr: "_et".into(),
+            pk: key("pk", "ORG#{org}"),
+            sk: key("sk", "USER#{id}"),
+            indexes: Cow::Owned(vec![
+                IndexDesign { name: "gsi1".into(), pk: key("gsi1pk", "EMAIL#{email}"), sk: Some(key("gsi1sk", "USER")) },
+                IndexDesign { name: "gsi2".into(), pk: key("gsi2pk", "ORG#{org}"), sk: Some(key("gsi2sk", "TEAM#{team}#{id}")) },
+                IndexDesign { name: "gsi3".into(), pk: key("gsi3pk", "CAT#{cat}"), sk: Some(key("gsi3sk", "{rank:04}#{title}")) },
+            ]),
+            attributes: Cow::Borrowed(&[]),
+            managed: ManagedAttrs { version: Some("v".into()), ..ManagedAttrs::NONE },
+        }))
+    }
+
+    fn key() -> PrimaryKey {
+        PrimaryKey { pk: "ORG#acme".into(), sk: "USER#ann".into() }
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    /// The update with placeholders replaced, for reading.
+    fn run(actions: Vec<Action>, unchanged: Vec<(&'static str, Option<AttributeValue>)>, version: Option<u64>) -> Result<(String, String), Error> {
+        let u = build(design(), key(), actions, unchanged, None, version, (None, None))?;
+        let (names, values) = u.expr.into_maps();
+        let (names, values) = (names.unwrap_or_default(), values.unwrap_or_default());
+        let readable = |text: &str| {
+            let mut out = text.to_string();
+            // Longest placeholders first, so `#n1` does not eat `#n10`.
+            let mut names: Vec<_> = names.iter().collect();
+            names.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+            for (p, n) in names {
+                out = out.replace(p.as_str(), n);
+            }
+            let mut values: Vec<_> = values.iter().collect();
+            values.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+            for (p, v) in values {
+                let text = match v {
+                    AttributeValue::S(s) => format!("'{s}'"),
+                    AttributeValue::N(n) => n.clone(),
+                    other => format!("{other:?}"),
+                };
+                out = out.replace(p.as_str(), &text);
+            }
+            out
+        };
+        Ok((readable(&u.update), readable(u.condition.as_deref().unwrap_or(""))))
+    }
+
+    #[test]
+    fn setting_an_index_field_rewrites_only_the_key_it_feeds() {
+        let (update, condition) = run(vec![Action::Set("email", Some(s("a@b")))], vec![], None).unwrap();
+        assert_eq!(update, "SET email = 'a@b', gsi1pk = 'EMAIL#a@b', v = if_not_exists(v, 0) + 1");
+        assert_eq!(condition, "attribute_exists(pk) AND _et = 'User'");
+    }
+
+    #[test]
+    fn a_sparse_index_follows_its_optional_field() {
+        let (update, _) = run(vec![Action::Set("team", None)], vec![], None).unwrap();
+        assert_eq!(update, "SET v = if_not_exists(v, 0) + 1 REMOVE team, gsi2pk, gsi2sk");
+        let (update, _) = run(vec![Action::Set("team", Some(s("red")))], vec![], None).unwrap();
+        assert_eq!(update, "SET team = 'red', gsi2pk = 'ORG#acme', gsi2sk = 'TEAM#red#ann', v = if_not_exists(v, 0) + 1");
+    }
+
+    #[test]
+    fn missing_template_fields_are_a_stale_key_unless_given_unchanged() {
+        let err = run(vec![Action::Set("rank", Some(AttributeValue::N("7".into())))], vec![], None).unwrap_err();
+        assert!(
+            matches!(&err, Error::StaleKey { attribute, field, missing, .. } if attribute == "gsi3sk" && field == "rank" && missing == "title"),
+            "{err:?}"
+        );
+        let (update, condition) =
+            run(vec![Action::Set("rank", Some(AttributeValue::N("7".into())))], vec![("title", Some(s("Boss")))], Some(3)).unwrap();
+        assert_eq!(update, "SET rank = 7, gsi3sk = '0007#Boss', v = if_not_exists(v, 0) + 1");
+        assert_eq!(condition, "(attribute_exists(pk) AND _et = 'User') AND (v = 3) AND (title = 'Boss')");
+        // Version 0 expects no version attribute; an absent unchanged value
+        // expects no attribute.
+        let (_, condition) = run(vec![Action::Set("cat", Some(s("x")))], vec![("team", None)], Some(0)).unwrap();
+        assert_eq!(condition, "(attribute_exists(pk) AND _et = 'User') AND (attribute_not_exists(v)) AND (attribute_not_exists(team))");
+    }
+
+    #[test]
+    fn computed_changes_of_key_fields_and_table_key_changes_are_refused() {
+        let add = Action::Add { attr: "rank", delta: AttributeValue::N("1".into()), subtract: false };
+        let err = run(vec![add], vec![], None).unwrap_err();
+        assert!(matches!(&err, Error::InvalidUpdate { reason, .. } if reason.contains("`add` changes `rank`")), "{err:?}");
+        let err = run(vec![Action::Set("id", Some(s("bob")))], vec![], None).unwrap_err();
+        assert!(matches!(&err, Error::InvalidUpdate { reason, .. } if reason.contains("move_item")), "{err:?}");
+        let err = run(vec![Action::Set("v", Some(AttributeValue::N("9".into())))], vec![], None).unwrap_err();
+        assert!(matches!(&err, Error::InvalidUpdate { reason, .. } if reason.contains("written by the toolkit")), "{err:?}");
+    }
+
+    #[test]
+    fn every_kind_of_change_goes_to_its_clause() {
+        let set = |v: &[&str]| AttributeValue::Ss(v.iter().map(|x| x.to_string()).collect());
+        let (update, _) = run(
+            vec![
+                Action::IfNotExists("a", s("x")),
+                Action::Add { attr: "n", delta: AttributeValue::N("2".into()), subtract: true },
+                Action::Append { attr: "l", list: AttributeValue::L(vec![s("z")]), prepend: true },
+                Action::AddToSet("tags", set(&["p"])),
+                Action::DeleteFromSet("old", set(&["q"])),
+                Action::Set("gone", None),
+            ],
+            vec![],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            update,
+            "SET a = if_not_exists(a, 'x'), n = if_not_exists(n, 0) - 2, \
+             l = list_append(L([S(\"z\")]), if_not_exists(l, L([]))), v = if_not_exists(v, 0) + 1 \
+             REMOVE gone ADD tags Ss([\"p\"]) DELETE old Ss([\"q\"])"
+        );
+    }
+}
