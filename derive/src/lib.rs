@@ -30,7 +30,7 @@ pub fn derive_document(input: TokenStream) -> TokenStream {
 
 /// Derives `singletable::Collection` for an enum whose variants each wrap
 /// one `Item` type.
-#[proc_macro_derive(Collection)]
+#[proc_macro_derive(Collection, attributes(item))]
 pub fn derive_collection(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     let cx = Ctxt::new();
