@@ -70,12 +70,26 @@ async fn a_transfer_happens_whole() {
         .update(table.update::<Account>(&acct("alice")).subtract(a.balance, 30).condition(a.balance.ge(30)))
         .update(table.update::<Account>(&acct("bob")).add(a.balance, 30))
         .create(&t)
-        .put(&account("carol", 5));
-    assert_eq!(tx.len(), 4);
+        .put(&account("carol", 5))
+        .put_if(&Account { balance: 1, ..account("erin", 0) }, a.balance.not_exists());
+    assert_eq!(tx.len(), 5);
     tx.send().await.unwrap();
     assert_eq!(balance(&table, "alice").await, Some((70, 2)));
     assert_eq!(balance(&table, "bob").await, Some((30, 2)));
     assert_eq!(balance(&table, "carol").await, Some((5, 1)));
+    assert_eq!(balance(&table, "erin").await, Some((1, 1)));
+    // A put_if whose condition fails cancels the whole transaction.
+    let err = table
+        .transaction()
+        .update(table.update::<Account>(&acct("bob")).add(a.balance, 1))
+        .put_if(&Account { balance: 2, version: 1, ..account("erin", 0) }, a.balance.gt(5i64))
+        .send()
+        .await
+        .unwrap_err();
+    let Error::TransactionCanceled { reasons, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((reasons[0].action, reasons[0].operation), (1, "Put"));
+    assert!(matches!(reasons[0].kind, CancelKind::ConditionFailed { .. }), "{reasons:?}");
+    assert_eq!(balance(&table, "bob").await, Some((30, 2)));
     assert_eq!(table.get::<Transfer>(&("alice".into(), "t1".into())).await.unwrap(), Some(t));
 
     // Deletes and condition checks.
