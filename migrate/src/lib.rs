@@ -10,6 +10,7 @@ pub mod apply;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod ddb_json;
+pub mod design;
 mod error;
 pub mod fingerprint;
 pub mod live;

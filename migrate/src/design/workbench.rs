@@ -1,0 +1,1149 @@
+//! AWS NoSQL Workbench data models (format version 3.0), both ways.
+//!
+//! [`export`] writes one model with one table: its key attributes, every
+//! non-key attribute with its type, the GSIs (projection `ALL`), one
+//! *facet* per entity whose key aliases are the entity's key templates,
+//! and sample items (typed DynamoDB JSON) rendered by the real template
+//! evaluator — per facet and for the whole table. Workbench's Data
+//! modeler imports the file ("Import data model").
+//!
+//! What a Workbench model cannot hold, and how it is carried:
+//!
+//! - index key templates: Workbench aliases only the table's keys, so the
+//!   index keys appear in the sample items (rendered), and [`import`]
+//!   recovers their templates from those samples;
+//! - whether an attribute may be absent: optional attributes are left out
+//!   of every second sample, and [`import`] reads "absent from some sample"
+//!   as optional (so export at least two samples to round-trip it);
+//! - TTL, stream and point-in-time recovery: written as lines of the
+//!   model's description, which [`import`] reads back;
+//! - attributes stored through serde (type `any`): Workbench needs one
+//!   type, and they are declared `S` (what serde writes for strings,
+//!   enums' unit variants, dates, ids ...); an import reads them as `S`.
+//!
+//! [`import`] reads a model back into a design: facets become entities
+//! (the key aliases are parsed as templates; an alias that is not one —
+//! a hand-made model's `"PK"` or `"USER#<id>"` — is recovered from the
+//! facet's sample items when they allow it, else kept as literal text with
+//! a warning), GSIs become indexes, attribute types become attributes
+//! (a placeholder filled by an `N` attribute is an integer field, by
+//! `BOOL` a boolean one, else a string).
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use singletable::template::{grammar, Template};
+use singletable::{AttrType, AttributeValue, KeyKind, StreamView, TableDesign};
+
+use super::samples::{sample_items, RawItem};
+use crate::ddb_json::{item_from_json, item_to_json};
+use crate::error::MigrateError;
+
+/// A NoSQL Workbench data model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Model {
+    pub model_name: String,
+    pub model_metadata: ModelMetadata,
+    pub data_model: Vec<TableModel>,
+}
+
+/// Who made the model and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModelMetadata {
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub date_created: String,
+    #[serde(default)]
+    pub date_last_modified: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "AWSService", default)]
+    pub aws_service: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// One table of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableModel {
+    pub table_name: String,
+    pub key_attributes: KeyAttributes,
+    #[serde(default)]
+    pub non_key_attributes: Vec<AttributeDefinition>,
+    #[serde(default)]
+    pub table_facets: Vec<Facet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
+    #[serde(default)]
+    pub table_data: Vec<Value>,
+    #[serde(default)]
+    pub data_access: DataAccess,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<String>,
+}
+
+/// A table's or an index's key attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyAttributes {
+    pub partition_key: AttributeDefinition,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<AttributeDefinition>,
+}
+
+/// An attribute name and its DynamoDB type (`S`, `N`, `B`, `BOOL`, `L`,
+/// `M`, `SS`, `NS`, `BS`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+/// A facet: one access pattern's view of the table — here, one entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Facet {
+    pub facet_name: String,
+    pub key_attribute_alias: KeyAttributeAlias,
+    #[serde(default)]
+    pub table_data: Vec<Value>,
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+    #[serde(default)]
+    pub data_access: DataAccess,
+}
+
+/// The names a facet shows for the table's keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyAttributeAlias {
+    pub partition_key_alias: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key_alias: Option<String>,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GlobalSecondaryIndex {
+    pub index_name: String,
+    pub key_attributes: KeyAttributes,
+    pub projection: Projection,
+}
+
+/// An index projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    pub projection_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_key_attributes: Option<Vec<String>>,
+}
+
+/// Workbench's data-access settings (`{"MySql": {}}`: none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataAccess {
+    #[serde(rename = "MySql", default)]
+    pub my_sql: Map<String, Value>,
+}
+
+/// How to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Sample items per entity (fewer when an entity's keys are constant).
+    pub samples: usize,
+    /// `ModelMetadata.Author`.
+    pub author: String,
+    /// `DateCreated` and `DateLastModified`, in Workbench's form
+    /// (`"Jan 12, 2023, 10:14 AM"`; see [`workbench_date`]).
+    pub date: String,
+    /// `ModelName`; the table name when `None`.
+    pub model_name: Option<String>,
+}
+
+/// An exported model and what it could not say exactly.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub model: Model,
+    pub warnings: Vec<String>,
+}
+
+impl Model {
+    /// The model as a Workbench file: pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("models always serialize") + "\n"
+    }
+
+    /// Reads a model file.
+    pub fn from_json(text: &str) -> Result<Model, MigrateError> {
+        serde_json::from_str(text).map_err(|e| MigrateError::Other(format!("not a NoSQL Workbench data model: {e}")))
+    }
+}
+
+const TTL_LINE: &str = "TTL attribute: ";
+const STREAM_LINE: &str = "Stream: ";
+const PITR_LINE: &str = "Point-in-time recovery: on";
+
+/// The Workbench type of a stored attribute type.
+fn type_name(ty: AttrType) -> &'static str {
+    match ty {
+        AttrType::Any => "S",
+        other => other.name(),
+    }
+}
+
+fn key_attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition { attribute_name: name.to_string(), attribute_type: "S".into() }
+}
+
+fn key_of(item: &RawItem, attr: &str) -> Option<String> {
+    match item.get(attr) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The design as a Workbench model. Pure: the date comes in the options.
+pub fn export(design: &TableDesign, opts: &ExportOptions) -> Result<Export, MigrateError> {
+    let mut warnings = Vec::new();
+    let index_attrs: Vec<&str> = design
+        .indexes
+        .iter()
+        .flat_map(|i| std::iter::once(i.pk_attr.as_str()).chain(i.sk_attr.as_deref()))
+        .fold(Vec::new(), |mut v, a| {
+            if !v.contains(&a) {
+                v.push(a);
+            }
+            v
+        });
+    // Table-level attributes: index keys, the entity type, then payloads
+    // in order of first appearance (one type per name: Workbench has no
+    // per-facet types).
+    let mut non_key: Vec<AttributeDefinition> = index_attrs.iter().map(|a| key_attr(a)).collect();
+    if let Some(first) = design.entities.first() {
+        non_key.push(key_attr(&first.entity_attr));
+    }
+    let mut any_attrs = Vec::new();
+    for e in &design.entities {
+        for a in e.attributes.iter() {
+            let ty = type_name(a.ty);
+            if a.ty == AttrType::Any {
+                any_attrs.push(format!("{}.{}", e.entity, a.name));
+            }
+            match non_key.iter().find(|d| d.attribute_name == a.name) {
+                Some(d) if d.attribute_type != ty => warnings.push(format!(
+                    "attribute `{}` is {} in {} but {} elsewhere; Workbench keeps one type per attribute: {}",
+                    a.name, ty, e.entity, d.attribute_type, d.attribute_type
+                )),
+                Some(_) => {}
+                None => non_key.push(AttributeDefinition { attribute_name: a.name.to_string(), attribute_type: ty.into() }),
+            }
+        }
+    }
+    if !any_attrs.is_empty() {
+        warnings.push(format!(
+            "{} stored through serde (type decided at run time): declared as S in the model",
+            any_attrs.join(", ")
+        ));
+    }
+
+    let optional: Vec<String> = design
+        .entities
+        .iter()
+        .flat_map(|e| e.attributes.iter().filter(|a| a.optional).map(move |a| format!("{}.{}", e.entity, a.name)))
+        .collect();
+    if opts.samples < 2 && !optional.is_empty() {
+        warnings.push(format!(
+            "with fewer than 2 samples the model cannot show that {} may be absent: an import reads them as always present",
+            optional.join(", ")
+        ));
+    }
+    let mut facets = Vec::new();
+    let mut table_data = Vec::new();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    for e in &design.entities {
+        let mut kept = Vec::new();
+        for item in sample_items(design, e, opts.samples)? {
+            let key = (key_of(&item, &design.pk_attr).unwrap_or_default(), key_of(&item, &design.sk_attr).unwrap_or_default());
+            if seen.insert(key) {
+                kept.push(item);
+            }
+        }
+        if kept.len() < opts.samples {
+            warnings.push(format!(
+                "entity `{}`: {} of {} sample items kept (the others had the same primary key as an earlier sample)",
+                e.entity,
+                kept.len(),
+                opts.samples
+            ));
+        }
+        let mut attrs: Vec<String> = vec![e.entity_attr.to_string()];
+        for i in e.indexes.iter() {
+            for k in i.keys() {
+                if !attrs.iter().any(|a| *a == k.attr) {
+                    attrs.push(k.attr.to_string());
+                }
+            }
+        }
+        attrs.extend(e.attributes.iter().map(|a| a.name.to_string()));
+        let data: Vec<Value> = kept.iter().map(item_to_json).collect();
+        table_data.extend(data.iter().cloned());
+        facets.push(Facet {
+            facet_name: e.entity.to_string(),
+            key_attribute_alias: KeyAttributeAlias {
+                partition_key_alias: e.pk.template.source.to_string(),
+                sort_key_alias: Some(e.sk.template.source.to_string()),
+            },
+            table_data: data,
+            non_key_attributes: attrs,
+            data_access: DataAccess::default(),
+        });
+    }
+
+    let gsis = design
+        .indexes
+        .iter()
+        .map(|i| GlobalSecondaryIndex {
+            index_name: i.name.clone(),
+            key_attributes: KeyAttributes { partition_key: key_attr(&i.pk_attr), sort_key: i.sk_attr.as_deref().map(key_attr) },
+            projection: Projection { projection_type: "ALL".into(), non_key_attributes: None },
+        })
+        .collect();
+
+    let mut description = format!(
+        "Exported by singletable from the design of table `{}`. Facets are entities; their key aliases are the key templates ({{field}} placeholders).",
+        design.table
+    );
+    if let Some(ttl) = &design.settings.ttl_attribute {
+        description.push_str(&format!("\n{TTL_LINE}{ttl}"));
+    }
+    if let Some(view) = design.settings.stream {
+        description.push_str(&format!("\n{STREAM_LINE}{}", view.as_str()));
+    }
+    if design.settings.point_in_time_recovery {
+        description.push_str(&format!("\n{PITR_LINE}"));
+    }
+
+    let model = Model {
+        model_name: opts.model_name.clone().unwrap_or_else(|| design.table.clone()),
+        model_metadata: ModelMetadata {
+            author: opts.author.clone(),
+            date_created: opts.date.clone(),
+            date_last_modified: opts.date.clone(),
+            description,
+            aws_service: "Amazon DynamoDB".into(),
+            version: "3.0".into(),
+        },
+        data_model: vec![TableModel {
+            table_name: design.table.clone(),
+            key_attributes: KeyAttributes {
+                partition_key: key_attr(&design.pk_attr),
+                sort_key: Some(key_attr(&design.sk_attr)),
+            },
+            non_key_attributes: non_key,
+            table_facets: facets,
+            global_secondary_indexes: gsis,
+            table_data,
+            data_access: DataAccess::default(),
+            billing_mode: Some("PAY_PER_REQUEST".into()),
+        }],
+    };
+    Ok(Export { model, warnings })
+}
+
+/// A time as Workbench writes it: `"Jan 12, 2023, 10:14 AM"` (UTC).
+pub fn workbench_date(secs_since_epoch: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = secs_since_epoch.div_euclid(86_400);
+    let secs = secs_since_epoch.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hour, minute) = (secs / 3600, secs % 3600 / 60);
+    let (h12, ampm) = match hour {
+        0 => (12, "AM"),
+        1..=11 => (hour, "AM"),
+        12 => (12, "PM"),
+        _ => (hour - 12, "PM"),
+    };
+    format!("{} {day:02}, {year}, {h12:02}:{minute:02} {ampm}", MONTHS[(month - 1) as usize])
+}
+
+/// An imported design and what could not be read exactly.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub design: TableDesign,
+    pub warnings: Vec<String>,
+}
+
+/// A key field candidate when recovering templates from sample items.
+#[derive(Debug, Clone)]
+struct Candidate {
+    attr: String,
+    kind: KeyKind,
+}
+
+/// How a value would be written into a key, or `None` when it cannot be
+/// a key part of that kind.
+fn key_text(value: &AttributeValue, kind: KeyKind, pad: Option<u8>) -> Option<String> {
+    match (kind, value) {
+        (KeyKind::Str, AttributeValue::S(s)) if !s.is_empty() && pad.is_none() => Some(s.clone()),
+        (KeyKind::Bool, AttributeValue::Bool(b)) if pad.is_none() => Some(b.to_string()),
+        (KeyKind::Int, AttributeValue::N(n)) => {
+            let digits = n.strip_prefix('-').unwrap_or(n);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+                return None;
+            }
+            match pad {
+                None => Some(n.clone()),
+                Some(w) if !n.starts_with('-') && digits.len() <= w as usize => {
+                    Some(format!("{}{digits}", "0".repeat(w as usize - digits.len())))
+                }
+                Some(_) => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Recovers the template that renders `keys[j]` from `items[j]` for every
+/// `j`: a simultaneous left-to-right parse of all keys, trying the
+/// candidates' values (longest first) before literal text, backtracking
+/// when the keys cannot all be finished, and checking each complete
+/// template with the real evaluator. `None` when no template fits (or the
+/// search would be too long).
+fn infer_template(
+    keys: &[&str],
+    items: &[&RawItem],
+    candidates: &[Candidate],
+    resolve: &dyn Fn(&str) -> Option<(KeyKind, bool)>,
+) -> Option<String> {
+    struct Search<'a> {
+        keys: &'a [&'a str],
+        items: &'a [&'a RawItem],
+        candidates: &'a [Candidate],
+        resolve: &'a dyn Fn(&str) -> Option<(KeyKind, bool)>,
+        budget: usize,
+    }
+    impl Search<'_> {
+        fn verify(&self, pieces: &[grammar::Piece]) -> Option<String> {
+            let source = grammar::unparse(pieces);
+            let template = Template::parse(&source, |name| (self.resolve)(name)).ok()?;
+            let ok = self.keys.iter().zip(self.items).all(|(key, item)| {
+                template.render_item(item, "", "").ok().as_deref() == Some(*key)
+            });
+            ok.then_some(source)
+        }
+
+        fn step(&mut self, at: &mut Vec<usize>, pieces: &mut Vec<grammar::Piece>) -> Option<String> {
+            if self.budget == 0 {
+                return None;
+            }
+            self.budget -= 1;
+            let done = at.iter().zip(self.keys).filter(|(p, k)| **p == k.len()).count();
+            if done == self.keys.len() {
+                return self.verify(pieces);
+            }
+            if done > 0 {
+                return None;
+            }
+            // A placeholder, unless the previous piece is one (they may not touch).
+            if !matches!(pieces.last(), Some(grammar::Piece::Field { .. })) {
+                let mut options: Vec<(usize, &Candidate, Option<u8>, Vec<usize>)> = Vec::new();
+                for c in self.candidates {
+                    let pads: Vec<Option<u8>> = match c.kind {
+                        KeyKind::Int => std::iter::once(None).chain((1..=grammar::MAX_PAD).rev().map(Some)).collect(),
+                        _ => vec![None],
+                    };
+                    for pad in pads {
+                        let mut lens = Vec::with_capacity(self.keys.len());
+                        for ((key, item), p) in self.keys.iter().zip(self.items).zip(at.iter()) {
+                            match item.get(&c.attr).and_then(|v| key_text(v, c.kind, pad)) {
+                                Some(text) if key[*p..].starts_with(&text) => lens.push(text.len()),
+                                _ => break,
+                            }
+                        }
+                        if lens.len() == self.keys.len() {
+                            options.push((lens[0], c, pad, lens));
+                        }
+                    }
+                }
+                options.sort_by_key(|o| std::cmp::Reverse(o.0));
+                for (_, c, pad, lens) in options {
+                    let saved = at.clone();
+                    for (p, len) in at.iter_mut().zip(&lens) {
+                        *p += len;
+                    }
+                    pieces.push(grammar::Piece::Field { name: c.attr.clone(), pad, offset: 0 });
+                    if let Some(found) = self.step(at, pieces) {
+                        return Some(found);
+                    }
+                    pieces.pop();
+                    *at = saved;
+                }
+            }
+            // A literal character, the same at every key's position.
+            let ch = self.keys[0][at[0]..].chars().next()?;
+            if !self.keys.iter().zip(at.iter()).all(|(k, p)| k[*p..].starts_with(ch)) {
+                return None;
+            }
+            for p in at.iter_mut() {
+                *p += ch.len_utf8();
+            }
+            let merged = match pieces.last_mut() {
+                Some(grammar::Piece::Literal(text)) => {
+                    text.push(ch);
+                    true
+                }
+                _ => {
+                    pieces.push(grammar::Piece::Literal(ch.to_string()));
+                    false
+                }
+            };
+            let found = self.step(at, pieces);
+            if found.is_none() {
+                for p in at.iter_mut() {
+                    *p -= ch.len_utf8();
+                }
+                match pieces.last_mut() {
+                    Some(grammar::Piece::Literal(text)) if merged => {
+                        text.pop();
+                    }
+                    _ => {
+                        pieces.pop();
+                    }
+                }
+            }
+            found
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    let mut search = Search { keys, items, candidates, resolve, budget: 200_000 };
+    search.step(&mut vec![0; keys.len()], &mut Vec::new())
+}
+
+/// The AttrType of a Workbench type name.
+fn attr_type(name: &str) -> Option<AttrType> {
+    Some(match name {
+        "S" => AttrType::S,
+        "N" => AttrType::N,
+        "B" => AttrType::B,
+        "BOOL" => AttrType::Bool,
+        "L" => AttrType::L,
+        "M" => AttrType::M,
+        "SS" => AttrType::SS,
+        "NS" => AttrType::NS,
+        "BS" => AttrType::BS,
+        _ => return None,
+    })
+}
+
+fn value_type(value: &AttributeValue) -> AttrType {
+    match value {
+        AttributeValue::N(_) => AttrType::N,
+        AttributeValue::B(_) => AttrType::B,
+        AttributeValue::Bool(_) => AttrType::Bool,
+        AttributeValue::L(_) => AttrType::L,
+        AttributeValue::M(_) => AttrType::M,
+        AttributeValue::Ss(_) => AttrType::SS,
+        AttributeValue::Ns(_) => AttrType::NS,
+        AttributeValue::Bs(_) => AttrType::BS,
+        _ => AttrType::S,
+    }
+}
+
+fn kind_of(ty: AttrType) -> KeyKind {
+    match ty {
+        AttrType::N => KeyKind::Int,
+        AttrType::Bool => KeyKind::Bool,
+        _ => KeyKind::Str,
+    }
+}
+
+/// Reads one key of one facet: the alias as a template when it is one
+/// (checked against the sample items), else a template recovered from the
+/// items, else the alias as literal text.
+#[allow(clippy::too_many_arguments)]
+fn facet_key(
+    facet: &str,
+    attr: &str,
+    alias: Option<&str>,
+    items: &[&RawItem],
+    candidates: &[Candidate],
+    resolve: &dyn Fn(&str) -> Option<(KeyKind, bool)>,
+    warnings: &mut Vec<String>,
+) -> Option<Template> {
+    let with_key: Vec<(&str, &RawItem)> =
+        items.iter().filter_map(|i| match i.get(attr) { Some(AttributeValue::S(k)) => Some((k.as_str(), *i)), _ => None }).collect();
+    let keys: Vec<&str> = with_key.iter().map(|(k, _)| *k).collect();
+    let key_items: Vec<&RawItem> = with_key.iter().map(|(_, i)| *i).collect();
+    let renders_all = |t: &Template| {
+        with_key.iter().all(|(key, item)| t.render_item(item, facet, attr).ok().as_deref() == Some(*key))
+    };
+    let inferred = || {
+        infer_template(&keys, &key_items, candidates, resolve)
+            .and_then(|source| Template::parse(&source, |n| resolve(n)).ok())
+    };
+    let parsed = alias.and_then(|a| Template::parse(a, |n| resolve(n)).ok());
+    match (alias, parsed) {
+        (Some(alias), Some(t)) if t.is_constant() && !keys.is_empty() && !renders_all(&t) => match inferred() {
+            Some(found) => {
+                warnings.push(format!(
+                    "facet `{facet}`: `{attr}` alias `{alias}` is not a template of the sample keys; recovered `{}` from the sample items",
+                    found.source
+                ));
+                Some(found)
+            }
+            None => {
+                warnings.push(format!(
+                    "facet `{facet}`: `{attr}` alias `{alias}` does not match the sample items, and no template fits them; kept as literal text"
+                ));
+                Some(t)
+            }
+        },
+        (Some(alias), Some(t)) => {
+            if !renders_all(&t) {
+                warnings.push(format!("facet `{facet}`: some sample items' `{attr}` values do not follow the alias template `{alias}`"));
+            } else if t.is_constant() && keys.is_empty() {
+                warnings.push(format!(
+                    "facet `{facet}`: `{attr}` alias `{alias}` has no placeholder and no sample item shows its keys: read as the constant key `{alias}`"
+                ));
+            }
+            Some(t)
+        }
+        (None, Some(t)) => Some(t),
+        (alias, None) => {
+            if let Some(found) = inferred() {
+                if let Some(alias) = alias {
+                    warnings.push(format!(
+                        "facet `{facet}`: `{attr}` alias `{alias}` is not a template of the sample keys; recovered `{}` from the sample items",
+                        found.source
+                    ));
+                }
+                return Some(found);
+            }
+            let alias = alias?;
+            let literal = grammar::unparse(&[grammar::Piece::Literal(alias.to_string())]);
+            warnings.push(format!(
+                "facet `{facet}`: `{attr}` alias `{alias}` is not a template and the sample items do not give one; kept as literal text"
+            ));
+            Template::parse(&literal, |_| None).ok()
+        }
+    }
+}
+
+/// Reads the settings lines [`export`] writes into the description.
+fn settings_from(description: &str) -> Value {
+    let mut settings = Map::new();
+    for line in description.lines().map(str::trim) {
+        if let Some(ttl) = line.strip_prefix(TTL_LINE) {
+            settings.insert("ttl_attribute".into(), json!(ttl.trim()));
+        } else if let Some(view) = line.strip_prefix(STREAM_LINE) {
+            let view = view.trim().trim_end_matches('.');
+            if serde_json::from_value::<StreamView>(json!(view)).is_ok() {
+                settings.insert("stream".into(), json!(view));
+            }
+        } else if line == PITR_LINE {
+            settings.insert("point_in_time_recovery".into(), json!(true));
+        }
+    }
+    Value::Object(settings)
+}
+
+/// An index as one facet uses it: name, pk attribute and template, sort
+/// key attribute and template.
+type EntityIndex = (String, String, Template, Option<(String, Template)>);
+
+/// Reads a Workbench model back into a design. `table` picks the table
+/// of a model with several.
+pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError> {
+    let fail = |m: String| MigrateError::Other(m);
+    let t = match table {
+        Some(name) => model
+            .data_model
+            .iter()
+            .find(|t| t.table_name == name)
+            .ok_or_else(|| fail(format!("the model has no table `{name}`")))?,
+        None => match model.data_model.as_slice() {
+            [one] => one,
+            [] => return Err(fail("the model has no table".into())),
+            many => {
+                let names: Vec<&str> = many.iter().map(|t| t.table_name.as_str()).collect();
+                return Err(fail(format!("the model has {} tables ({}): choose one with --table", many.len(), names.join(", "))));
+            }
+        },
+    };
+    let mut warnings = Vec::new();
+    let pk_attr = t.key_attributes.partition_key.attribute_name.clone();
+    let sk_attr = t
+        .key_attributes
+        .sort_key
+        .as_ref()
+        .map(|k| k.attribute_name.clone())
+        .ok_or_else(|| fail(format!("table `{}` has no sort key: singletable tables have one", t.table_name)))?;
+    for k in std::iter::once(&t.key_attributes.partition_key)
+        .chain(&t.key_attributes.sort_key)
+        .chain(t.global_secondary_indexes.iter().flat_map(|i| std::iter::once(&i.key_attributes.partition_key).chain(&i.key_attributes.sort_key)))
+    {
+        if k.attribute_type != "S" {
+            warnings.push(format!("key attribute `{}` is {} in the model; singletable keys are S", k.attribute_name, k.attribute_type));
+        }
+    }
+    let mut types: HashMap<String, AttrType> = HashMap::new();
+    for a in &t.non_key_attributes {
+        let ty = attr_type(&a.attribute_type).unwrap_or_else(|| {
+            warnings.push(format!("attribute `{}` has unknown type `{}`: read as S", a.attribute_name, a.attribute_type));
+            AttrType::S
+        });
+        types.insert(a.attribute_name.clone(), ty);
+    }
+    let index_attrs: BTreeSet<String> = t
+        .global_secondary_indexes
+        .iter()
+        .flat_map(|i| std::iter::once(&i.key_attributes.partition_key).chain(&i.key_attributes.sort_key))
+        .map(|k| k.attribute_name.clone())
+        .collect();
+
+    let parse_items = |facet: &str, data: &[Value], warnings: &mut Vec<String>| -> Vec<RawItem> {
+        data.iter()
+            .enumerate()
+            .filter_map(|(n, v)| match item_from_json(v) {
+                Ok(item) => Some(item),
+                Err(e) => {
+                    warnings.push(format!("{facet}: sample item {} skipped: {e}", n + 1));
+                    None
+                }
+            })
+            .collect()
+    };
+    let table_items = parse_items(&format!("table `{}`", t.table_name), &t.table_data, &mut warnings);
+    let mut facet_items: Vec<Vec<RawItem>> = Vec::new();
+    for f in &t.table_facets {
+        facet_items.push(parse_items(&format!("facet `{}`", f.facet_name), &f.table_data, &mut warnings));
+    }
+
+    // The entity-type attribute: the one whose value is the facet's name in
+    // every sample item.
+    let with_data: Vec<(&Facet, &Vec<RawItem>)> =
+        t.table_facets.iter().zip(&facet_items).filter(|(_, items)| !items.is_empty()).collect();
+    let mut entity_attr = None;
+    if let Some((_, first_items)) = with_data.first() {
+        let mut names: Vec<&String> = first_items[0].keys().collect();
+        names.sort();
+        entity_attr = names
+            .into_iter()
+            .find(|name| {
+                with_data.iter().all(|(f, items)| {
+                    items.iter().all(|i| matches!(i.get(name.as_str()), Some(AttributeValue::S(s)) if *s == f.facet_name))
+                })
+            })
+            .cloned();
+    }
+    let entity_attr = entity_attr.unwrap_or_else(|| {
+        warnings.push("no attribute holds each facet's name in its sample items: the entity-type attribute is `_et`".into());
+        "_et".to_string()
+    });
+
+    let mut entities = Vec::new();
+    let mut used_indexes: BTreeSet<String> = BTreeSet::new();
+    for (f, own) in t.table_facets.iter().zip(&facet_items) {
+        let name = &f.facet_name;
+        // The facet's items: its own, else the table's of this entity.
+        let items: Vec<&RawItem> = if own.is_empty() {
+            table_items
+                .iter()
+                .filter(|i| matches!(i.get(&entity_attr), Some(AttributeValue::S(s)) if s == name))
+                .collect()
+        } else {
+            own.iter().collect()
+        };
+        let is_payload = |a: &str| a != pk_attr && a != sk_attr && a != entity_attr && !index_attrs.contains(a);
+        let mut attr_names: Vec<String> = f.non_key_attributes.iter().filter(|a| is_payload(a)).cloned().collect();
+        let mut seen_in_items: Vec<&String> = items.iter().flat_map(|i| i.keys()).filter(|a| is_payload(a)).collect();
+        seen_in_items.sort();
+        for a in seen_in_items {
+            if !attr_names.contains(a) {
+                attr_names.push(a.clone());
+            }
+        }
+        let type_of = |a: &str| {
+            types.get(a).copied().or_else(|| items.iter().find_map(|i| i.get(a)).map(value_type)).unwrap_or(AttrType::S)
+        };
+        let optional = |a: &str| !items.is_empty() && items.iter().any(|i| !i.contains_key(a));
+        let candidates: Vec<Candidate> = attr_names
+            .iter()
+            .filter(|a| matches!(type_of(a), AttrType::S | AttrType::N | AttrType::Bool))
+            .map(|a| Candidate { attr: a.clone(), kind: kind_of(type_of(a)) })
+            .collect();
+        let known = |n: &str| attr_names.iter().any(|a| a == n) || types.contains_key(n);
+        let resolve_key = |n: &str| known(n).then(|| (kind_of(type_of(n)), false));
+        let resolve_index = |n: &str| known(n).then(|| (kind_of(type_of(n)), optional(n)));
+
+        let alias = &f.key_attribute_alias;
+        let pk = facet_key(name, &pk_attr, Some(&alias.partition_key_alias), &items, &candidates, &resolve_key, &mut warnings);
+        let sk = facet_key(name, &sk_attr, alias.sort_key_alias.as_deref(), &items, &candidates, &resolve_key, &mut warnings);
+        let (Some(pk), Some(sk)) = (pk, sk) else {
+            warnings.push(format!("facet `{name}`: no sort key alias and no sample items to read one from: skipped"));
+            continue;
+        };
+        let mut indexes: Vec<EntityIndex> = Vec::new();
+        for gsi in &t.global_secondary_indexes {
+            let ipk_attr = &gsi.key_attributes.partition_key.attribute_name;
+            let in_index: Vec<&RawItem> = items.iter().copied().filter(|i| i.contains_key(ipk_attr)).collect();
+            if in_index.is_empty() {
+                if f.non_key_attributes.contains(ipk_attr) {
+                    warnings.push(format!(
+                        "facet `{name}` lists `{ipk_attr}` of index `{}` but no sample item has it: its index template is unknown, left out",
+                        gsi.index_name
+                    ));
+                }
+                continue;
+            }
+            let left_out = |what: &str, warnings: &mut Vec<String>| {
+                warnings.push(format!("facet `{name}`: no template fits the sample items' `{what}` of index `{}`: index left out", gsi.index_name));
+            };
+            let Some(ipk) = facet_key(name, ipk_attr, None, &in_index, &candidates, &resolve_index, &mut warnings) else {
+                left_out(ipk_attr, &mut warnings);
+                continue;
+            };
+            let isk = match &gsi.key_attributes.sort_key {
+                None => None,
+                Some(k) => match facet_key(name, &k.attribute_name, None, &in_index, &candidates, &resolve_index, &mut warnings) {
+                    Some(t) => Some((k.attribute_name.clone(), t)),
+                    None => {
+                        left_out(&k.attribute_name, &mut warnings);
+                        continue;
+                    }
+                },
+            };
+            let sparse = ipk.fields().chain(isk.iter().flat_map(|(_, t)| t.fields())).any(|f| f.optional);
+            if in_index.len() < items.len() && !sparse {
+                warnings.push(format!(
+                    "facet `{name}`: some sample items lack `{ipk_attr}`, but no field of its template may be absent: every {name} item will be in index `{}`",
+                    gsi.index_name
+                ));
+            }
+            used_indexes.insert(gsi.index_name.clone());
+            indexes.push((gsi.index_name.clone(), ipk_attr.clone(), ipk, isk));
+        }
+        // Placeholders of attributes the facet does not list become attributes.
+        let mut listed: Vec<String> = attr_names.clone();
+        let all_fields = [&pk, &sk]
+            .into_iter()
+            .chain(indexes.iter().flat_map(|(_, _, ipk, isk)| std::iter::once(ipk).chain(isk.iter().map(|(_, t)| t))))
+            .flat_map(|t| t.fields());
+        for f in all_fields {
+            if !listed.iter().any(|a| *a == f.attr) {
+                warnings.push(format!("facet `{name}`: key field `{}` is not among its attributes: added as {}", f.attr, type_of(&f.attr).name()));
+                listed.push(f.attr.to_string());
+            }
+        }
+        let mut attributes: Vec<Value> = Vec::new();
+        for a in &listed {
+            let mut attr = json!({ "name": a, "type": type_of(a) });
+            if optional(a) {
+                attr["optional"] = json!(true);
+            }
+            attributes.push(attr);
+        }
+        let indexes: Vec<Value> = indexes
+            .into_iter()
+            .map(|(index, attr, ipk, isk)| {
+                let mut v = json!({ "name": index, "pk": { "attr": attr, "template": ipk } });
+                if let Some((attr, t)) = isk {
+                    v["sk"] = json!({ "attr": attr, "template": t });
+                }
+                v
+            })
+            .collect();
+        entities.push(json!({
+            "entity": name,
+            "entity_attr": entity_attr,
+            "pk": { "attr": pk_attr, "template": pk },
+            "sk": { "attr": sk_attr, "template": sk },
+            "indexes": indexes,
+            "attributes": attributes,
+        }));
+    }
+    if entities.is_empty() {
+        return Err(fail(format!("table `{}` has no facet to read an entity from", t.table_name)));
+    }
+    let indexes: Vec<Value> = t
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            let mut index = json!({ "name": i.index_name, "pk_attr": i.key_attributes.partition_key.attribute_name });
+            if let Some(sk) = &i.key_attributes.sort_key {
+                index["sk_attr"] = json!(sk.attribute_name);
+            }
+            if !used_indexes.contains(&i.index_name) {
+                warnings.push(format!("index `{}` is used by no facet's sample items", i.index_name));
+            }
+            index
+        })
+        .collect();
+    let design = json!({
+        "table": t.table_name,
+        "pk_attr": pk_attr,
+        "sk_attr": sk_attr,
+        "indexes": indexes,
+        "entities": entities,
+        "settings": settings_from(&model.model_metadata.description),
+    });
+    let design = TableDesign::from_json(&design.to_string())
+        .map_err(|e| fail(format!("the model does not make a valid design: {e}")))?;
+    Ok(Import { design, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::fixtures;
+
+    fn opts(samples: usize) -> ExportOptions {
+        ExportOptions { samples, author: "tests".into(), date: workbench_date(1_767_225_600), model_name: None }
+    }
+
+    #[test]
+    fn dates_look_like_workbench_dates() {
+        assert_eq!(workbench_date(0), "Jan 01, 1970, 12:00 AM");
+        assert_eq!(workbench_date(1_673_518_440), "Jan 12, 2023, 10:14 AM");
+        assert_eq!(workbench_date(1_690_374_600), "Jul 26, 2023, 12:30 PM");
+        assert_eq!(workbench_date(951_825_600), "Feb 29, 2000, 12:00 PM");
+        assert_eq!(workbench_date(1_767_225_600 - 60), "Dec 31, 2025, 11:59 PM");
+    }
+
+    #[test]
+    fn export_has_workbench_structure() {
+        let design = fixtures::design();
+        let Export { model, warnings } = export(&design, &opts(3)).unwrap();
+        let json: Value = serde_json::from_str(&model.to_json()).unwrap();
+        assert_eq!(json["ModelName"], "app");
+        let meta = &json["ModelMetadata"];
+        assert_eq!(meta["AWSService"], "Amazon DynamoDB");
+        assert_eq!(meta["Version"], "3.0");
+        assert_eq!(meta["Author"], "tests");
+        assert_eq!(meta["DateCreated"], "Jan 01, 2026, 12:00 AM");
+        assert_eq!(meta["DateLastModified"], "Jan 01, 2026, 12:00 AM");
+        assert!(meta["Description"].as_str().unwrap().contains("TTL attribute: expires_at\nStream: NEW_AND_OLD_IMAGES"));
+        let tables = json["DataModel"].as_array().unwrap();
+        assert_eq!(tables.len(), 1);
+        let t = &tables[0];
+        assert_eq!(t["TableName"], "app");
+        assert_eq!(t["KeyAttributes"], json!({
+            "PartitionKey": { "AttributeName": "pk", "AttributeType": "S" },
+            "SortKey": { "AttributeName": "sk", "AttributeType": "S" },
+        }));
+        assert_eq!(t["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(t["DataAccess"], json!({ "MySql": {} }));
+        // Types of the non-key attributes; index keys and the entity type among them.
+        let types: HashMap<&str, &str> = t["NonKeyAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
+            .collect();
+        for (name, ty) in [
+            ("gsi1pk", "S"), ("gsi2sk", "S"), ("_et", "S"), ("org_id", "S"), ("number", "N"), ("admin", "BOOL"),
+            ("tags", "SS"), ("notes", "L"), ("expires_at", "N"),
+        ] {
+            assert_eq!(types.get(name), Some(&ty), "{name}");
+        }
+        assert!(!types.contains_key("pk") && !types.contains_key("sk"));
+        let gsis = t["GlobalSecondaryIndexes"].as_array().unwrap();
+        assert_eq!(gsis[0], json!({
+            "IndexName": "gsi1",
+            "KeyAttributes": {
+                "PartitionKey": { "AttributeName": "gsi1pk", "AttributeType": "S" },
+                "SortKey": { "AttributeName": "gsi1sk", "AttributeType": "S" },
+            },
+            "Projection": { "ProjectionType": "ALL" },
+        }));
+        // One facet per entity, key aliases = templates.
+        let facets = t["TableFacets"].as_array().unwrap();
+        let names: Vec<&str> = facets.iter().map(|f| f["FacetName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["User", "Project", "Task"]);
+        let task = &facets[2];
+        assert_eq!(task["KeyAttributeAlias"], json!({
+            "PartitionKeyAlias": "ORG#{org_id}",
+            "SortKeyAlias": "TASK#{project_id}#{number:06}",
+        }));
+        assert_eq!(task["DataAccess"], json!({ "MySql": {} }));
+        assert_eq!(
+            task["NonKeyAttributes"],
+            json!(["_et", "gsi2pk", "gsi2sk", "org_id", "project_id", "number", "assignee", "done", "expires_at", "notes"])
+        );
+        assert_eq!(task["TableData"].as_array().unwrap().len(), 3);
+        assert_eq!(task["TableData"][0]["sk"], json!({ "S": "TASK#project_id-1#000001" }));
+        assert_eq!(task["TableData"][0]["number"], json!({ "N": "1" }));
+        assert_eq!(t["TableData"].as_array().unwrap().len(), 9);
+        // Every facet attribute is declared at the table level.
+        for f in facets {
+            for a in f["NonKeyAttributes"].as_array().unwrap() {
+                assert!(types.contains_key(a.as_str().unwrap()), "{a}");
+            }
+        }
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn sample_keys_are_valid_for_their_entity() {
+        let design = fixtures::design();
+        let model = export(&design, &opts(4)).unwrap().model;
+        let t = &model.data_model[0];
+        let mut keys = BTreeSet::new();
+        for item in &t.table_data {
+            let item = item_from_json(item).unwrap();
+            let entity = design.entities.iter().find(|e| e.owns(&item)).expect("entity-type attribute");
+            // The stored keys are exactly what the evaluator renders.
+            for (attr, key) in entity.render_keys(&item).unwrap() {
+                assert_eq!(item.get(&attr), Some(&AttributeValue::S(key.clone())), "{attr}");
+            }
+            for key in entity.key_designs() {
+                if let Some(AttributeValue::S(k)) = item.get(key.attr.as_ref()) {
+                    key.template.parse_key(k, &entity.entity, &key.attr).unwrap();
+                }
+            }
+            assert!(keys.insert((key_of(&item, "pk").unwrap(), key_of(&item, "sk").unwrap())), "primary keys are unique");
+        }
+        assert_eq!(keys.len(), 12);
+    }
+
+    #[test]
+    fn constant_keys_give_one_sample() {
+        let design = TableDesign::from_json(
+            &serde_json::to_string(&json!({
+                "table": "cfg", "pk_attr": "pk", "sk_attr": "sk",
+                "entities": [{
+                    "entity": "Config", "entity_attr": "_et",
+                    "pk": { "attr": "pk", "template": Template::parse("CONFIG", |_| None).unwrap() },
+                    "sk": { "attr": "sk", "template": Template::parse("GLOBAL", |_| None).unwrap() },
+                    "attributes": [{ "name": "limit", "type": "N" }],
+                }],
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let Export { model, warnings } = export(&design, &opts(3)).unwrap();
+        assert_eq!(model.data_model[0].table_data.len(), 1);
+        let one = export(&fixtures::design(), &opts(1)).unwrap();
+        assert!(one.warnings.iter().any(|w| w.contains("Task.assignee, Task.expires_at may be absent")), "{:?}", one.warnings);
+        assert!(warnings[0].contains("1 of 3 sample items kept"), "{warnings:?}");
+        let back = import(&model, None).unwrap();
+        assert_eq!(back.design.entities, design.entities);
+    }
+
+    #[test]
+    fn export_then_import_gives_the_same_design() {
+        let design = fixtures::design();
+        let json = export(&design, &opts(3)).unwrap().model.to_json();
+        let Import { design: back, warnings } = import(&Model::from_json(&json).unwrap(), None).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(back.table, design.table);
+        assert_eq!((&back.pk_attr, &back.sk_attr), (&design.pk_attr, &design.sk_attr));
+        assert_eq!(back.indexes, design.indexes);
+        assert_eq!(back.settings, design.settings);
+        assert_eq!(back.entities.len(), design.entities.len());
+        for (b, d) in back.entities.iter().zip(&design.entities) {
+            assert_eq!(b, d, "entity {}", d.entity);
+        }
+        assert_eq!(back.to_json(), design.to_json());
+    }
+
+    #[test]
+    fn import_reads_a_hand_made_model() {
+        // Aliases that are labels, not templates; types from the table.
+        let model = json!({
+            "ModelName": "shop",
+            "ModelMetadata": { "Author": "", "DateCreated": "", "DateLastModified": "", "Description": "", "AWSService": "Amazon DynamoDB", "Version": "3.0" },
+            "DataModel": [{
+                "TableName": "shop",
+                "KeyAttributes": { "PartitionKey": { "AttributeName": "PK", "AttributeType": "S" }, "SortKey": { "AttributeName": "SK", "AttributeType": "S" } },
+                "NonKeyAttributes": [
+                    { "AttributeName": "type", "AttributeType": "S" },
+                    { "AttributeName": "customerId", "AttributeType": "S" },
+                    { "AttributeName": "orderNo", "AttributeType": "N" },
+                    { "AttributeName": "GSI1PK", "AttributeType": "S" },
+                    { "AttributeName": "total", "AttributeType": "N" }
+                ],
+                "TableFacets": [{
+                    "FacetName": "Order",
+                    "KeyAttributeAlias": { "PartitionKeyAlias": "CUSTOMER#<customerId>", "SortKeyAlias": "SK" },
+                    "TableData": [
+                        { "PK": { "S": "CUSTOMER#c1" }, "SK": { "S": "ORDER#0007" }, "type": { "S": "Order" }, "customerId": { "S": "c1" }, "orderNo": { "N": "7" }, "total": { "N": "12.5" }, "GSI1PK": { "S": "ORDERS" } },
+                        { "PK": { "S": "CUSTOMER#c2" }, "SK": { "S": "ORDER#0012" }, "type": { "S": "Order" }, "customerId": { "S": "c2" }, "orderNo": { "N": "12" }, "total": { "N": "3" } }
+                    ],
+                    "NonKeyAttributes": ["type", "customerId", "orderNo", "total", "GSI1PK"],
+                    "DataAccess": { "MySql": {} }
+                }],
+                "GlobalSecondaryIndexes": [{
+                    "IndexName": "GSI1",
+                    "KeyAttributes": { "PartitionKey": { "AttributeName": "GSI1PK", "AttributeType": "S" } },
+                    "Projection": { "ProjectionType": "ALL" }
+                }],
+                "TableData": [],
+                "DataAccess": { "MySql": {} },
+                "BillingMode": "PROVISIONED"
+            }]
+        });
+        let Import { design, warnings } = import(&serde_json::from_value(model).unwrap(), None).unwrap();
+        let order = design.entity("Order").unwrap();
+        assert_eq!(order.entity_attr, "type");
+        assert_eq!(order.pk.template.source, "CUSTOMER#{customerId}");
+        assert_eq!(order.sk.template.source, "ORDER#{orderNo:04}");
+        let gsi1 = order.index("GSI1").unwrap();
+        assert_eq!(gsi1.pk.template.source, "ORDERS");
+        assert!(gsi1.sk.is_none());
+        let total = order.attributes.iter().find(|a| a.name == "total").unwrap();
+        assert_eq!(total.ty, AttrType::N);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("alias `CUSTOMER#<customerId>` is not a template of the sample keys; recovered `CUSTOMER#{customerId}`"), "{warnings:?}");
+        assert!(warnings[1].contains("alias `SK` is not a template of the sample keys; recovered `ORDER#{orderNo:04}`"), "{warnings:?}");
+        assert!(warnings[2].contains("every Order item will be in index `GSI1`"), "{warnings:?}");
+    }
+
+    #[test]
+    fn inference_prefers_a_template_that_fits_every_item() {
+        let item = |pairs: &[(&str, AttributeValue)]| -> RawItem { pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
+        let n = |v: &str| AttributeValue::N(v.into());
+        let a = item(&[("v", n("1"))]);
+        let b = item(&[("v", n("2"))]);
+        let cands = [Candidate { attr: "v".into(), kind: KeyKind::Int }];
+        let resolve = |name: &str| (name == "v").then_some((KeyKind::Int, false));
+        // "V1#1" alone would read as "V{v}#{v}"-like guesses; with a second item only one fits.
+        assert_eq!(infer_template(&["V1#1", "V1#2"], &[&a, &b], &cands, &resolve).as_deref(), Some("V1#{v}"));
+        assert_eq!(infer_template(&["N#001", "N#002"], &[&a, &b], &cands, &resolve).as_deref(), Some("N#{v:03}"));
+        assert_eq!(infer_template(&["X", "Y"], &[&a, &b], &cands, &resolve), None);
+        let braces = item(&[("v", n("1"))]);
+        assert_eq!(infer_template(&["{1}"], &[&braces], &cands, &resolve).as_deref(), Some("{{{v}}}"));
+    }
+
+    #[test]
+    fn import_refuses_what_is_not_a_design() {
+        assert!(Model::from_json("{}").is_err());
+        let mut model = export(&fixtures::small(), &opts(1)).unwrap().model;
+        model.data_model[0].key_attributes.sort_key = None;
+        let err = import(&model, None).unwrap_err().to_string();
+        assert!(err.contains("no sort key"), "{err}");
+        let mut two = export(&fixtures::small(), &opts(1)).unwrap().model;
+        two.data_model.push(two.data_model[0].clone());
+        two.data_model[1].table_name = "other".into();
+        assert!(import(&two, None).unwrap_err().to_string().contains("choose one with --table"));
+        assert_eq!(import(&two, Some("other")).unwrap().design.table, "other");
+    }
+}
