@@ -49,6 +49,108 @@ pub enum Command {
     /// Plan and apply key-design migrations of a table.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Show the key design, export it to NoSQL Workbench or import it
+    /// back, and derive an IAM policy from it. No DynamoDB access.
+    #[command(subcommand)]
+    Design(DesignCommand),
+}
+
+/// `singletable design ...`
+#[derive(Debug, Subcommand)]
+pub enum DesignCommand {
+    /// Draw the design: one row per entity, one column per key attribute
+    /// (table and index keys), the key templates in the cells.
+    Show(ShowArgs),
+    /// Write the design as an AWS NoSQL Workbench data model.
+    Export(ExportArgs),
+    /// Read an AWS NoSQL Workbench data model into a design file.
+    Import(ImportArgs),
+    /// Print a least-privilege IAM policy for the table and its indexes.
+    Iam(IamArgs),
+}
+
+/// The design a `design` command reads.
+#[derive(Debug, Clone, Args)]
+pub struct DesignInput {
+    /// The design file (JSON, as `TableDesign::to_json` writes it).
+    /// Optional when the binary embeds its design.
+    #[arg(long, value_name = "FILE")]
+    pub design: Option<PathBuf>,
+}
+
+/// `singletable design show`
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub input: DesignInput,
+    /// Markdown (pipe tables) to paste into docs, instead of plain text.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// `singletable design export`
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub input: DesignInput,
+    /// Export a NoSQL Workbench data model (the only format so far).
+    #[arg(long, required = true)]
+    pub workbench: bool,
+    /// Where to write the model (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Sample items per entity.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub samples: u16,
+    /// The model's author.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub author: String,
+    /// The model's name (default: the table name).
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+}
+
+/// `singletable design import`
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The NoSQL Workbench data model to read.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub workbench: PathBuf,
+    /// Where to write the design file (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The model's table to read, when it has several.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+}
+
+/// `singletable design iam`
+#[derive(Debug, Clone, Args)]
+pub struct IamArgs {
+    #[command(flatten)]
+    pub input: DesignInput,
+    /// The table's ARN. Without it (or --region/--account) the policy
+    /// names the design's table in any region and account.
+    #[arg(long, value_name = "ARN", conflicts_with_all = ["region", "account", "partition"])]
+    pub table_arn: Option<String>,
+    /// The table's region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The table's AWS account id.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// The AWS partition.
+    #[arg(long, value_name = "PARTITION", default_value = "aws")]
+    pub partition: String,
+    /// Only the reads (with --migrate: what `migrate plan` needs).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add the actions of `singletable migrate` (CreateTable, UpdateTable,
+    /// time to live and continuous backups). A copy into a new table also
+    /// needs read access to the old one: generate its policy with
+    /// --read-only --table-arn OLD_ARN.
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 /// `singletable migrate ...`
@@ -197,12 +299,98 @@ async fn dispatch(cli: Cli, embedded: Option<TableDesign>) -> Result<ExitCode, M
     match cli.command {
         Command::Migrate(MigrateCommand::Plan(args)) => plan_command(&args, embedded).await,
         Command::Migrate(MigrateCommand::Apply(args)) => apply_command(&args, embedded).await,
+        Command::Design(command) => design_command(command, embedded),
         Command::Migrate(MigrateCommand::Restore(args)) => {
             let written = Migrator::new(client().await).restore(&args.table, &args.file).await?;
             println!("Restored {written} items from {} into `{}`.", args.file.display(), args.table);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn design_input(input: &DesignInput, embedded: Option<TableDesign>) -> Result<TableDesign, MigrateError> {
+    match (&input.design, embedded) {
+        (Some(path), _) => read_design(path),
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(MigrateError::Other("no design given: pass --design FILE".into())),
+    }
+}
+
+/// Writes `text` to `out`, or to standard output.
+fn emit(out: Option<&Path>, text: &str, what: &str) -> Result<(), MigrateError> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|source| MigrateError::Io { path: path.display().to_string(), source })?;
+            eprintln!("Wrote {what} to {}.", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Now, or `SOURCE_DATE_EPOCH` for reproducible files, in seconds.
+fn now_secs() -> i64 {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    })
+}
+
+fn design_command(command: DesignCommand, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
+    use crate::design::{iam, show, workbench};
+    match command {
+        DesignCommand::Show(args) => {
+            let design = design_input(&args.input, embedded)?;
+            print!("{}", if args.markdown { show::render_markdown(&design) } else { show::render_text(&design) });
+        }
+        DesignCommand::Export(args) => {
+            let design = design_input(&args.input, embedded)?;
+            let opts = workbench::ExportOptions {
+                samples: args.samples.into(),
+                author: args.author.clone(),
+                date: workbench::workbench_date(now_secs()),
+                model_name: args.model_name.clone(),
+            };
+            let export = workbench::export(&design, &opts)?;
+            for w in &export.warnings {
+                eprintln!("Warning: {w}");
+            }
+            emit(args.out.as_deref(), &export.model.to_json(), "the NoSQL Workbench model")?;
+        }
+        DesignCommand::Import(args) => {
+            let path = &args.workbench;
+            let text = std::fs::read_to_string(path).map_err(|source| MigrateError::Io { path: path.display().to_string(), source })?;
+            let model = workbench::Model::from_json(&text).map_err(|e| MigrateError::Other(format!("{}: {e}", path.display())))?;
+            let import = workbench::import(&model, args.table.as_deref())?;
+            for w in &import.warnings {
+                eprintln!("Warning: {w}");
+            }
+            emit(args.out.as_deref(), &import.design.to_json(), "the design")?;
+        }
+        DesignCommand::Iam(args) => {
+            let design = design_input(&args.input, embedded)?;
+            let arn = match &args.table_arn {
+                Some(arn) => iam::TableArn::parse(arn),
+                None => {
+                    if args.region.is_none() || args.account.is_none() {
+                        eprintln!(
+                            "Note: no --table-arn (or --region and --account): the policy names table `{}` in {}.",
+                            design.table,
+                            match (&args.region, &args.account) {
+                                (None, None) => "any region and account",
+                                (Some(_), None) => "any account",
+                                _ => "any region",
+                            }
+                        );
+                    }
+                    iam::TableArn::new(&args.partition, args.region.as_deref(), args.account.as_deref(), &design.table)
+                }
+            }
+            .map_err(MigrateError::Other)?;
+            let policy = iam::policy(&design, &iam::IamOptions { arn, read_only: args.read_only, migrate: args.migrate });
+            print!("{}", policy.to_json());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A DynamoDB client from the environment's AWS configuration.
@@ -496,6 +684,22 @@ mod tests {
         let defaults = Cli::try_parse_from(["singletable", "migrate", "plan"]).unwrap();
         let Command::Migrate(MigrateCommand::Plan(p)) = defaults.command else { panic!() };
         assert_eq!((p.inputs.segments, p.inputs.max_wcu, p.json), (4, None, false));
+    }
+
+    #[test]
+    fn parses_the_design_commands() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("singletable").chain(args.iter().copied()));
+        let Command::Design(DesignCommand::Show(s)) = parse(&["design", "show", "--design", "d.json", "--markdown"]).unwrap().command else { panic!() };
+        assert!(s.markdown && s.input.design.is_some());
+        let Command::Design(DesignCommand::Export(e)) = parse(&["design", "export", "--workbench", "--samples", "5"]).unwrap().command else { panic!() };
+        assert_eq!((e.workbench, e.samples, e.out), (true, 5, None));
+        assert!(parse(&["design", "export"]).is_err(), "a format is required");
+        let Command::Design(DesignCommand::Import(i)) = parse(&["design", "import", "--workbench", "m.json", "--out", "d.json"]).unwrap().command else { panic!() };
+        assert_eq!(i.workbench, Path::new("m.json"));
+        assert!(parse(&["design", "import"]).is_err());
+        let Command::Design(DesignCommand::Iam(i)) = parse(&["design", "iam", "--region", "eu-west-1", "--account", "123456789012", "--migrate"]).unwrap().command else { panic!() };
+        assert!(i.migrate && !i.read_only && i.table_arn.is_none());
+        assert!(parse(&["design", "iam", "--table-arn", "arn:aws:dynamodb:x:1:table/t", "--region", "x"]).is_err());
     }
 
 }
