@@ -31,6 +31,11 @@ impl Path {
     }
 }
 
+/// `ExpressionAttributeNames`: placeholder → attribute name.
+pub(crate) type Names = HashMap<String, String>;
+/// `ExpressionAttributeValues`: placeholder → value.
+pub(crate) type Values = HashMap<String, AttributeValue>;
+
 /// The names and values of one request's expressions.
 ///
 /// A name used twice gets one placeholder; values always get a new one.
@@ -75,7 +80,7 @@ impl Expr {
 
     /// `ExpressionAttributeNames` and `ExpressionAttributeValues`, each
     /// `None` when empty (DynamoDB refuses an empty map).
-    pub(crate) fn into_maps(self) -> (Option<HashMap<String, String>>, Option<HashMap<String, AttributeValue>>) {
+    pub(crate) fn into_maps(self) -> (Option<Names>, Option<Values>) {
         let names = (!self.names.is_empty()).then_some(self.names);
         let values = (!self.values.is_empty()).then_some(self.values);
         (names, values)
