@@ -424,6 +424,7 @@ pub struct Scan<'t, T> {
     page_size: Option<usize>,
     consistent: bool,
     segment: Option<(u32, u32)>,
+    filter: Option<crate::Condition<T>>,
     _entity: PhantomData<fn() -> T>,
 }
 
@@ -441,7 +442,7 @@ impl Table {
     /// # Ok(()) }
     /// ```
     pub fn scan<T: Item>(&self) -> Scan<'_, T> {
-        Scan { table: self, index: None, limit: None, page_size: None, consistent: false, segment: None, _entity: PhantomData }
+        Scan { table: self, index: None, limit: None, page_size: None, consistent: false, segment: None, filter: None, _entity: PhantomData }
     }
 }
 
@@ -476,6 +477,17 @@ impl<'t, T: Item + 't> Scan<'t, T> {
         self
     }
 
+    /// Keeps only the items for which `condition` holds (a filter
+    /// expression: the others are still read); several are combined with
+    /// AND. See [`Query::filter`].
+    pub fn filter(mut self, condition: crate::Condition<T>) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(c) => c.and(condition),
+            None => condition,
+        });
+        self
+    }
+
     fn request(&self) -> Result<Request<'t>, Error> {
         let entity = self.table.entity::<T>()?;
         let d = self.table.design();
@@ -490,14 +502,24 @@ impl<'t, T: Item + 't> Scan<'t, T> {
                 return Err(Error::Design(format!("scan segment {s} of {t}: need 0 <= segment < total <= 1000000")));
             }
         }
+        let mut expr = crate::expr::Expr::new();
+        let mut filter = format!(
+            "{} = {}",
+            expr.name(&entity.entity_attr),
+            expr.value(AttributeValue::S(entity.entity.to_string()))
+        );
+        if let Some(c) = &self.filter {
+            filter = format!("({filter}) AND ({})", c.render(&mut expr, &entity.entity)?);
+        }
+        let (names, values) = expr.into_maps();
         Ok(Request {
             table: self.table,
             op: Op::Scan,
             index: self.index.clone(),
             key_condition: None,
-            filter: Some("#et = :et".into()),
-            names: HashMap::from([("#et".to_string(), entity.entity_attr.to_string())]),
-            values: HashMap::from([(":et".to_string(), AttributeValue::S(entity.entity.to_string()))]),
+            filter: Some(filter),
+            names: names.unwrap_or_default(),
+            values: values.unwrap_or_default(),
             exclude: None,
             forward: true,
             consistent: self.consistent,

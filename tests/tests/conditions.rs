@@ -152,6 +152,10 @@ async fn every_condition_function_as_a_query_filter() {
         let want = expect(&*pred);
         assert_eq!(ids(filtered(condition).await.unwrap()), want, "{name}");
     }
+    // The same conditions filter a scan.
+    let mut scanned = ids(table.scan::<Ticket>().filter(f.status.eq("open") & f.kind.eq("bug")).all().await.unwrap());
+    scanned.sort();
+    assert_eq!(scanned, expect(&|t| t.status == "open" && t.kind == "bug"));
     // A value that cannot be stored is refused before the query is sent.
     let err = filtered(f.labels.contains(String::new()) & f.status.is_in(Vec::<String>::new())).await.unwrap_err();
     assert!(matches!(&err, Error::InvalidValue { path, .. } if path == "status"), "{err:?}");
