@@ -111,7 +111,8 @@
 //! `is_in`, `begins_with`, `contains`, `size()`, comparisons between two
 //! fields — and combined with `&`, `|` and `!`. It applies to
 //! [`Table::put_if`], [`Table::delete_if`], [`Update::condition`], the
-//! actions of a [`Transaction`] and [`Query::filter`]. Attribute names
+//! actions of a [`Transaction`], [`Query::filter`] and [`Scan::filter`].
+//! Attribute names
 //! always go through `#placeholders` (DynamoDB reserves 573 words, `name`,
 //! `status`, `data` and `ttl` among them) and values through
 //! `:placeholders`: nothing is ever spliced into expression text. A failed
