@@ -272,6 +272,7 @@ mod design;
 mod error;
 mod item;
 mod page;
+mod provision;
 mod size;
 mod table;
 pub mod template;
@@ -287,6 +288,7 @@ pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryK
 pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
 pub use page::{Page, Scan};
+pub use provision::{Applied, Drift, ProvisionReport};
 pub use collection::{Collection, CollectionPage, CollectionQuery};
 pub use condition::{Condition, Size, MAX_IN_VALUES};
 pub use field::{Field, IntoValue};

@@ -63,9 +63,14 @@ impl Table {
         }
     }
 
-    /// Creates the table with its key schema and every GSI (on-demand
-    /// capacity, projection ALL), then waits until it is ACTIVE.
-    pub async fn create_table(&self) -> Result<(), Error> {
+    /// Creates the table from the design: key schema, attribute
+    /// definitions, every GSI (on-demand capacity, projection ALL) and the
+    /// stream; waits until it is ACTIVE, then turns on time to live and
+    /// point-in-time recovery as the design's settings ask. Where the
+    /// endpoint lacks an API (DynamoDB Local has no point-in-time
+    /// recovery) the report carries a warning instead. See also
+    /// [`Table::ensure`].
+    pub async fn create_table(&self) -> Result<crate::provision::ProvisionReport, Error> {
         let d = &*self.design;
         let mut attrs: Vec<&str> = vec![&d.pk_attr, &d.sk_attr];
         for i in &d.indexes {
@@ -101,11 +106,15 @@ impl Table {
             }
             req = req.global_secondary_indexes(gsi.build().map_err(|e| Error::Design(e.to_string()))?);
         }
+        if let Some(view) = d.settings.stream {
+            req = req.stream_specification(crate::provision::stream_spec(Some(view))?);
+        }
         req.send().await.map_err(|e| Error::dynamo("CreateTable", &d.table, e))?;
-        self.wait_active().await
+        self.wait_active().await?;
+        self.after_create().await
     }
 
-    async fn wait_active(&self) -> Result<(), Error> {
+    pub(crate) async fn wait_active(&self) -> Result<(), Error> {
         let mut delay = Duration::from_millis(20);
         loop {
             let out = self
