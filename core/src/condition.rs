@@ -528,6 +528,8 @@ mod tests {
         let (text, _, values) = render(&team.eq("red"));
         assert_eq!(text, "#n0 = :v0");
         assert_eq!(values[":v0"], AttributeValue::S("red".into()));
+        assert_eq!(render(&team.eq(Some("red".to_string()))).2, values);
+        assert_eq!(render(&team.eq("red".to_string())).2, values);
         let err = team.lt(None).render(&mut Expr::new(), "User").unwrap_err();
         assert!(matches!(err, Error::InvalidValue { ref path, .. } if path == "team"), "{err}");
     }
