@@ -374,7 +374,7 @@ impl<'t, T: Item + 't> Query<'t, T> {
     /// # #[derive(Item)] #[item(pk = "ORG#{org}", sk = "U#{id}")] struct User { org: String, id: String }
     /// # async fn demo(table: Table) -> Result<(), singletable::Error> {
     /// use futures::TryStreamExt;
-    /// let mut users = table.query::<User>().pk(KeyParts::new().set("org", "acme")).page_size(100).stream();
+    /// let mut users = std::pin::pin!(table.query::<User>().pk(KeyParts::new().set("org", "acme")).page_size(100).stream());
     /// while let Some(user) = users.try_next().await? {
     ///     println!("{}", user.id);
     /// }
