@@ -4,8 +4,13 @@ use std::fmt;
 ///
 /// Variants that concern one entity name it first, so a log line reads
 /// from the general to the particular: `User: key attribute pk: ...`.
-/// Every variant except [`Error::Dynamo`] is raised *before* a request is
-/// sent, so nothing is written when one is returned.
+/// Most variants are raised *before* a request is sent, so nothing is
+/// written when one is returned. A few are DynamoDB's refusal of a
+/// conditional write — [`Error::AlreadyExists`],
+/// [`Error::ConditionFailed`], [`Error::VersionConflict`],
+/// [`Error::NotFound`], [`Error::TransactionCanceled`] — and mean nothing
+/// was written either. [`Error::Dynamo`] is a failed request, and
+/// [`Error::BatchIncomplete`] lists exactly what a batch left undone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields are named for what they hold
