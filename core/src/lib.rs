@@ -274,6 +274,7 @@ mod item;
 mod page;
 mod provision;
 mod size;
+mod stream;
 mod table;
 pub mod template;
 
@@ -289,6 +290,10 @@ pub use error::{AttrError, AttrProblem, Error, PathSegment};
 pub use item::Item;
 pub use page::{Page, Scan};
 pub use provision::{Applied, Drift, ProvisionReport};
+pub use stream::{Change, ChangeKind};
+/// The Lambda event types [`Change::from_event`] reads (feature `lambda`).
+#[cfg(feature = "lambda")]
+pub use aws_lambda_events;
 pub use collection::{Collection, CollectionPage, CollectionQuery};
 pub use condition::{Condition, Size, MAX_IN_VALUES};
 pub use field::{Field, IntoValue};
