@@ -434,8 +434,11 @@ impl Rules {
                     let Some(occ) = occupied.get(&m.new) else { continue };
                     if occ.slot == Some(m.slot) && !occ.moving && occ.payload == m.payload {
                         // The new form is already there with the same
-                        // payload: an interrupted apply's copy.
+                        // payload: an interrupted apply's copy. Old and
+                        // new form are one item, counted once (apply's
+                        // verification holds the table to this count).
                         entities[m.slot].already_copied += 1;
+                        entities[m.slot].items -= 1;
                         continue;
                     }
                     let whose = match occ.slot {
@@ -865,6 +868,7 @@ mod tests {
         let reports = run(&old, &new, vec![done, user("acme", "a", "a@x")], Defaults::new());
         let u = report(&reports, "User");
         assert_eq!(u.changing, 1);
+        assert_eq!(u.items, 1, "both forms of one item are one item");
         assert!(u.errors.is_empty(), "{:?}", u.errors);
         assert!(u.warnings[0].contains("already exists in the new form"), "{:?}", u.warnings);
     }
