@@ -319,10 +319,10 @@ impl<'t, C: Collection + 't> CollectionQuery<'t, C> {
     /// Every item of the partition as a stream: members decoded, an item
     /// of another entity as an [`Error::UnknownEntity`] item (the stream
     /// goes on after it).
-    pub fn stream(self) -> impl Stream<Item = Result<C, Error>> + 't {
+    pub fn stream(self) -> impl Stream<Item = Result<C, Error>> + Unpin + 't {
         match self.request() {
             Ok(request) => request.raw_stream().map(|r| r.and_then(C::from_item)).left_stream(),
-            Err(e) => stream::once(async move { Err(e) }).right_stream(),
+            Err(e) => stream::iter(std::iter::once(Err(e))).right_stream(),
         }
     }
 
@@ -331,7 +331,7 @@ impl<'t, C: Collection + 't> CollectionQuery<'t, C> {
     pub async fn all(self) -> Result<CollectionPage<C>, Error> {
         let request = self.request()?;
         let mut page = CollectionPage { items: Vec::new(), unknown: Vec::new(), cursor: None };
-        let mut raw = std::pin::pin!(request.raw_stream());
+        let mut raw = request.raw_stream();
         while let Some(item) = raw.try_next().await? {
             sort(&mut page, item)?;
         }

@@ -71,9 +71,11 @@
 //!
 //! ## Operations
 //!
-//! [`Table`] wraps a client and a [`TableDesign`]: `create_table`, `put`,
-//! `create` (create-only), `get`, `delete` and `query` (partition, sort key
-//! `begins_with`/`between` on the table or a GSI), all typed.
+//! [`Table`] wraps a client and a [`TableDesign`]: `create_table` and
+//! `ensure` (provisioning), `put`, `create` (create-only), `get`, `delete`
+//! and `query` (partition, sort key `begins_with`/`between` on the table or
+//! a GSI), `scan`, `batch_write`/`batch_get`, `collection` (a partition of
+//! several entities), all typed; sections below show each.
 //!
 //! ## Typed fields
 //!
@@ -254,6 +256,159 @@
 //!     }
 //! }
 //! # Ok(()) }
+//! ```
+//!
+//! ## Batches
+//!
+//! [`Table::batch_write`] puts and deletes any number of items of any
+//! entities of the table; [`Table::batch_get`] reads any number of typed
+//! keys. They are split into DynamoDB-sized calls (25 writes, 100 keys),
+//! sent with bounded concurrency ([`DEFAULT_CONCURRENCY`] calls in flight
+//! unless told otherwise), and whatever DynamoDB returns as
+//! `UnprocessedItems`/`UnprocessedKeys` is resubmitted with exponential
+//! backoff and jitter ([`RetryPolicy`]). Every item is encoded and checked
+//! (keys, size) before the first call, and a key given twice is refused
+//! ([`Error::DuplicateKey`]): nothing is sent then. What is still not done
+//! after the bound, or after a failed call, comes back as
+//! [`Error::BatchIncomplete`], which lists every such request (position,
+//! entity, key) — never a silent loss.
+//!
+//! ```no_run
+//! # use singletable::{Item, Table};
+//! # #[derive(Item, Clone)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+//! # #[derive(Item)] #[item(entity = "Note", pk = "ORG#{org}", sk = "NOTE#{n}")] struct Note { org: String, n: u32 }
+//! # async fn demo(table: &Table, users: Vec<User>, note: Note) -> Result<(), singletable::Error> {
+//! use singletable::{Error, RetryPolicy};
+//!
+//! let summary = table
+//!     .batch_write()
+//!     .put_all(&users)
+//!     .put(&note)
+//!     .delete::<Note>(&("acme".into(), 1))
+//!     .concurrency(8)
+//!     .retry(RetryPolicy { max_attempts: 10, ..RetryPolicy::default() })
+//!     .send()
+//!     .await;
+//! if let Err(Error::BatchIncomplete { failed, .. }) = &summary {
+//!     for f in failed {
+//!         eprintln!("not written: {f}"); // "#7 put User (ORG#acme, USER#u7)"
+//!     }
+//! }
+//!
+//! let keys = [("acme".to_string(), "ann".to_string()), ("acme".to_string(), "bob".to_string())];
+//! let found: Vec<Option<User>> = table.batch_get::<User, _>(&keys).consistent(true).send().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Pagination
+//!
+//! A [`Query`] (or a [`Scan`] of one entity, [`Table::scan`]) runs as a
+//! `futures::Stream` of typed items, fetched a request at a time as it is
+//! polled, or a page at a time with an opaque cursor for an HTTP API.
+//! `page_size` sets the items per request and per page, `limit` the total
+//! (kept across pages: the cursor carries it). A cursor is the
+//! `LastEvaluatedKey` as typed JSON, tagged with a fingerprint of the query
+//! and a checksum, in base64url: one that was altered, truncated or issued
+//! for another query (table, index, partition, condition, order) is
+//! refused with [`Error::Cursor`]. It is checked, not signed: do not put
+//! anything secret in a key.
+//!
+//! ```no_run
+//! # use singletable::{Item, KeyParts, Table};
+//! # #[derive(Item)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+//! # async fn demo(table: &Table, cursor_from_request: Option<String>) -> Result<(), singletable::Error> {
+//! use futures::TryStreamExt;
+//!
+//! let acme = || table.query::<User>().pk(KeyParts::new().set("org", "acme"));
+//! let mut users = acme().page_size(100).stream();
+//! while let Some(user) = users.try_next().await? {
+//!     println!("{}", user.id);
+//! }
+//!
+//! let page = acme().page_size(20).page(cursor_from_request.as_deref()).await?;
+//! // respond with page.items and page.cursor (None on the last page)
+//!
+//! let everyone: Vec<User> = table.scan::<User>().segment(0, 4).all().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Collections
+//!
+//! An item collection (one partition holding several entity types) reads
+//! into an enum with `#[derive(Collection)]`, one variant per entity, each
+//! wrapping its [`Item`] type; items are dispatched on the entity-type
+//! attribute. [`Table::collection`] queries a partition (or a GSI
+//! partition) into it: [`CollectionQuery::all`] and
+//! [`CollectionQuery::page`] return the items of other entity types in
+//! [`CollectionPage::unknown`], and [`CollectionQuery::stream`] yields them
+//! as [`Error::UnknownEntity`] items and goes on. Nothing is dropped.
+//!
+//! ```no_run
+//! # use singletable::{Collection, Item, KeyParts, Table};
+//! # #[derive(Item)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+//! # #[derive(Item)] #[item(entity = "Project", pk = "ORG#{org}", sk = "PROJECT#{id}")] struct Project { org: String, id: String }
+//! #[derive(Collection)]
+//! enum Org {
+//!     User(User),
+//!     Project(Project),
+//! }
+//!
+//! # async fn demo(table: &Table) -> Result<(), singletable::Error> {
+//! let org = table.collection::<Org>().pk(KeyParts::new().set("org", "acme")).all().await?;
+//! for member in &org.items {
+//!     match member {
+//!         Org::User(u) => println!("user {}", u.id),
+//!         Org::Project(p) => println!("project {}", p.id),
+//!     }
+//! }
+//! println!("{} items of other entities", org.unknown.len());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Provisioning
+//!
+//! [`Table::create_table`] creates the table from its [`TableDesign`]:
+//! attribute definitions, key schema, every GSI, the stream, time to live
+//! and point-in-time recovery ([`TableSettings`]). [`Table::ensure`] is
+//! idempotent: it creates a missing table, turns on missing settings, and
+//! returns as [`Drift`] what it leaves alone (a key schema never changes;
+//! a new index needs the backfill `singletable migrate` does; a stream or
+//! TTL that is on but differs). Both return a [`ProvisionReport`]; where
+//! the endpoint lacks an API (DynamoDB Local has no point-in-time
+//! recovery) it carries a warning. The library never prints.
+//!
+//! ```no_run
+//! # use singletable::{Item, StreamView, Table, TableDesign};
+//! # #[derive(Item)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+//! # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), singletable::Error> {
+//! let design = TableDesign::new("app").entity::<User>().stream(StreamView::NewAndOldImages).point_in_time_recovery(true).build()?;
+//! let table = Table::new(client, design);
+//! let report = table.ensure().await?;
+//! println!("{report}"); // "table `app`:\n  + created the table\n  + turned on the stream ..."
+//! assert!(report.in_sync(), "{report}");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Streams
+//!
+//! [`Change<C>`](Change) decodes a DynamoDB stream record into the same
+//! collection enum: its [`ChangeKind`] (insert, modify, remove), table key,
+//! and old and new images as typed entities. [`Change::from_parts`] takes
+//! the record's parts as `aws_sdk_dynamodb` maps; with the `lambda`
+//! feature, `Change::from_event` takes the
+//! `aws_lambda_events::event::dynamodb::Event` a Rust Lambda receives
+//! (re-exported as `singletable::aws_lambda_events`) and returns one result
+//! per record, so a handler can report the records it could not decode.
+//!
+//! ```
+//! # use singletable::{Change, ChangeKind, Collection, Item};
+//! # #[derive(Item, Debug, Clone, PartialEq)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+//! # #[derive(Collection, Debug, Clone, PartialEq)] enum Org { User(User) }
+//! let ann = User { org: "acme".into(), id: "ann".into() };
+//! let keys = ann.to_item()?.into_iter().filter(|(k, _)| k == "pk" || k == "sk").collect();
+//! let change = Change::<Org>::from_parts("event-1", "REMOVE", &keys, Some(ann.to_item()?), None)?;
+//! assert_eq!((change.kind, change.old, change.new), (ChangeKind::Remove, Some(Org::User(ann)), None));
+//! # Ok::<(), singletable::Error>(())
 //! ```
 
 #![warn(missing_docs)]

@@ -137,7 +137,7 @@ impl<'t> Request<'t> {
 
     /// Every item, a request at a time (each asking for at most
     /// `page_size` items and what `limit` still allows).
-    pub(crate) fn raw_stream(self) -> impl Stream<Item = Result<Raw, Error>> + 't {
+    pub(crate) fn raw_stream(self) -> futures::stream::BoxStream<'t, Result<Raw, Error>> {
         struct State<'t> {
             request: Request<'t>,
             start: Option<Raw>,
@@ -163,6 +163,7 @@ impl<'t> Request<'t> {
             Ok(Some((stream::iter(items.into_iter().map(Ok)), s)))
         })
         .try_flatten()
+        .boxed()
     }
 
     /// One page: up to `page_size` items (one request's worth without it),
@@ -380,10 +381,10 @@ impl<'t, T: Item + 't> Query<'t, T> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + 't {
+    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + Unpin + 't {
         match self.request() {
             Ok(request) => request.raw_stream().map(|r| r.and_then(T::from_item)).left_stream(),
-            Err(e) => stream::once(async move { Err(e) }).right_stream(),
+            Err(e) => stream::iter(std::iter::once(Err(e))).right_stream(),
         }
     }
 
@@ -532,10 +533,10 @@ impl<'t, T: Item + 't> Scan<'t, T> {
     }
 
     /// The items as a stream; see [`Query::stream`].
-    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + 't {
+    pub fn stream(self) -> impl Stream<Item = Result<T, Error>> + Unpin + 't {
         match self.request() {
             Ok(request) => request.raw_stream().map(|r| r.and_then(T::from_item)).left_stream(),
-            Err(e) => stream::once(async move { Err(e) }).right_stream(),
+            Err(e) => stream::iter(std::iter::once(Err(e))).right_stream(),
         }
     }
 

@@ -76,6 +76,13 @@ async fn stream_yields_every_item_a_request_at_a_time() {
     let two: Vec<User> = table.query::<User>().pk(org("acme")).page_size(2).stream().take(2).try_collect().await.unwrap();
     assert_eq!(two, users[..2]);
 
+    // The stream can move to another task.
+    let spawned = tokio::spawn({
+        let table = table.clone();
+        async move { table.query::<User>().pk(org("acme")).page_size(9).stream().try_collect::<Vec<User>>().await }
+    });
+    assert_eq!(spawned.await.unwrap().unwrap(), users);
+
     // A bad query is the stream's only item.
     let mut bad = Box::pin(table.query::<User>().index("nope").pk(org("acme")).stream());
     assert!(matches!(bad.next().await, Some(Err(Error::Design(_)))));
