@@ -5,7 +5,6 @@
 //! done after the bound comes back as [`Error::BatchIncomplete`], which
 //! lists every request concerned: nothing is dropped silently.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -661,7 +660,10 @@ impl Table {
     /// Starts a batch read of items of entity `T` by typed key; send it
     /// with [`BatchGet::send`]. A key given twice is refused
     /// ([`Error::DuplicateKey`]) before anything is sent.
-    pub fn batch_get<T: Item, K: Borrow<T::Key>>(&self, keys: impl IntoIterator<Item = K>) -> BatchGet<'_, T> {
+    pub fn batch_get<'k, T: Item>(&self, keys: impl IntoIterator<Item = &'k T::Key>) -> BatchGet<'_, T>
+    where
+        T::Key: 'k,
+    {
         let mut error = self.entity::<T>().err();
         let mut rendered = Vec::new();
         let mut seen = HashMap::new();
@@ -669,7 +671,7 @@ impl Table {
             if error.is_some() {
                 break;
             }
-            match T::key_of(key.borrow()) {
+            match T::key_of(key) {
                 Ok(key) => {
                     if let Err(e) = check_duplicate(&mut seen, &key, index, &T::DESIGN.entity, "BatchGetItem", self.name()) {
                         error = Some(e);

@@ -296,7 +296,7 @@
 //! }
 //!
 //! let keys = [("acme".to_string(), "ann".to_string()), ("acme".to_string(), "bob".to_string())];
-//! let found: Vec<Option<User>> = table.batch_get::<User, _>(&keys).consistent(true).send().await?;
+//! let found: Vec<Option<User>> = table.batch_get::<User>(&keys).consistent(true).send().await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -217,7 +217,7 @@ async fn batch_write_and_get_cover_many_calls_of_mixed_entities() {
     // 250 keys (three calls of at most 100), 20 of them absent: one entry
     // per key, in the order given.
     let keys: Vec<(String, String)> = (0..250).map(|i| user_key("acme", i)).collect();
-    let got = table.batch_get::<User, _>(&keys).consistent(true).send().await.unwrap();
+    let got = table.batch_get::<User>(&keys).consistent(true).send().await.unwrap();
     assert_eq!(got.len(), 250);
     for (i, item) in got.iter().enumerate() {
         assert_eq!(item.as_ref(), users.get(i), "key {i}");
@@ -234,13 +234,13 @@ async fn batch_write_and_get_cover_many_calls_of_mixed_entities() {
         .unwrap();
     assert_eq!(summary.requests, 102);
     assert_eq!(stored_users(&table).await, users[100..]);
-    let notes_left = table.batch_get::<Note, _>([("acme".to_string(), 0), ("acme".to_string(), 999)]).send().await.unwrap();
+    let notes_left = table.batch_get::<Note>(&[("acme".to_string(), 0), ("acme".to_string(), 999)]).send().await.unwrap();
     assert_eq!(notes_left, vec![None, Some(note("acme", 999))]);
 
     // An empty batch sends nothing.
     let summary = table.batch_write().send().await.unwrap();
     assert_eq!((summary.requests, summary.calls), (0, 0));
-    assert!(table.batch_get::<User, (String, String)>([]).send().await.unwrap().is_empty());
+    assert!(table.batch_get::<User>(&[]).send().await.unwrap().is_empty());
     singletable_tests::delete_table(table.client(), table.name()).await;
 }
 
@@ -312,7 +312,7 @@ async fn unprocessed_keys_are_resubmitted_and_the_rest_reported() {
     // Held back on the first three calls: resubmitted and read.
     let (flaky, counters) = unprocessing_client(|call, sk| call <= 3 && sk.ends_with('5')).await;
     let flaky_table = Table::new(flaky, table.design().clone());
-    let (got, summary) = flaky_table.batch_get::<User, _>(&keys).retry(fast_retry(4)).send_with_summary().await.unwrap();
+    let (got, summary) = flaky_table.batch_get::<User>(&keys).retry(fast_retry(4)).send_with_summary().await.unwrap();
     assert!(counters.dropped.load(Ordering::SeqCst) >= 15);
     assert_eq!(summary.resubmitted, counters.dropped.load(Ordering::SeqCst));
     assert_eq!(got.into_iter().map(Option::unwrap).collect::<Vec<_>>(), users);
@@ -320,7 +320,7 @@ async fn unprocessed_keys_are_resubmitted_and_the_rest_reported() {
     // Never served: listed.
     let (stuck, _) = unprocessing_client(|_, sk| sk == "USER#u0120").await;
     let stuck_table = Table::new(stuck, table.design().clone());
-    let err = stuck_table.batch_get::<User, _>(&keys).retry(fast_retry(2)).send().await.unwrap_err();
+    let err = stuck_table.batch_get::<User>(&keys).retry(fast_retry(2)).send().await.unwrap_err();
     match &err {
         Error::BatchIncomplete { operation: "BatchGetItem", failed, total: 150, .. } => {
             assert_eq!(failed.len(), 1);
@@ -363,7 +363,7 @@ async fn duplicates_and_invalid_items_are_refused_before_anything_is_sent() {
     assert!(matches!(&err, Error::BatchRequest { index: 1, source, .. } if matches!(**source, Error::Design(_))), "{err:?}");
 
     // Duplicate keys in a read.
-    let err = table.batch_get::<User, _>([user_key("acme", 1), user_key("acme", 2), user_key("acme", 1)]).send().await.unwrap_err();
+    let err = table.batch_get::<User>(&[user_key("acme", 1), user_key("acme", 2), user_key("acme", 1)]).send().await.unwrap_err();
     assert!(matches!(err, Error::DuplicateKey { operation: "BatchGetItem", first: 0, second: 2, .. }), "{err:?}");
 
     assert_eq!(counters.write_calls.load(Ordering::SeqCst), 0, "nothing was sent");
