@@ -153,8 +153,7 @@ fn check_duplicate(
             operation,
             table: table.to_string(),
             entity: entity.to_string(),
-            pk: key.pk.clone(),
-            sk: key.sk.clone(),
+            key: Box::new(key.clone()),
             first,
             second: index,
         });
@@ -539,7 +538,8 @@ impl<'t, T: Item> BatchGet<'t, T> {
         let chunks: Vec<Vec<Meta>> = metas.chunks(MAX_BATCH_GET).map(<[Meta]>::to_vec).collect();
         let abort = AtomicBool::new(false);
         let abort = &abort;
-        let results: Vec<Result<(Vec<HashMap<String, AttributeValue>>, BatchSummary), ChunkFailure>> = stream::iter(chunks)
+        type Got = Result<(Vec<HashMap<String, AttributeValue>>, BatchSummary), ChunkFailure>;
+        let results: Vec<Got> = stream::iter(chunks)
             .map(|chunk| get_chunk(table, chunk, consistent, retry, abort))
             .buffer_unordered(concurrency)
             .collect()

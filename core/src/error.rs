@@ -135,8 +135,8 @@ pub enum Error {
     },
 
     /// Two requests of one batch address the same item; nothing was sent.
-    #[error("{operation} on table `{table}`: requests {first} and {second} both address {entity} ({pk}, {sk}); DynamoDB refuses one key twice in a batch")]
-    DuplicateKey { operation: &'static str, table: String, entity: String, pk: String, sk: String, first: usize, second: usize },
+    #[error("{operation} on table `{table}`: requests {first} and {second} both address {entity} ({}, {}); DynamoDB refuses one key twice in a batch", key.pk, key.sk)]
+    DuplicateKey { operation: &'static str, table: String, entity: String, key: Box<crate::PrimaryKey>, first: usize, second: usize },
 
     /// One request of a batch is invalid (an empty key, an item too
     /// large ...); nothing was sent.

@@ -214,9 +214,9 @@ fn live_view(v: &StreamViewType) -> Option<StreamView> {
 }
 
 /// Whether an SDK error is the endpoint not knowing the operation.
-fn unknown_operation<E: std::error::Error + 'static, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+fn unknown_operation<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
 {
     e.as_service_error().and_then(|s| s.code()).is_some_and(|c| c.contains("UnknownOperation"))
 }
@@ -263,9 +263,9 @@ impl Table {
             .map_err(|e| Error::Design(e.to_string()))?;
         match self.client().update_continuous_backups().table_name(self.name()).point_in_time_recovery_specification(spec).send().await {
             Ok(_) => report.applied.push(Applied::EnabledPointInTimeRecovery),
-            Err(e) if unknown_operation(&e) => report.warnings.push(format!(
-                "point-in-time recovery requested, but this endpoint does not support it (UpdateContinuousBackups: UnknownOperationException, as on DynamoDB Local); left off"
-            )),
+            Err(e) if unknown_operation(&e) => report.warnings.push(
+                "point-in-time recovery requested, but this endpoint does not support it (UpdateContinuousBackups: UnknownOperationException, as on DynamoDB Local); left off".into(),
+            ),
             Err(e) => return Err(Error::dynamo("UpdateContinuousBackups", self.name(), e)),
         }
         Ok(())

@@ -340,8 +340,8 @@ async fn duplicates_and_invalid_items_are_refused_before_anything_is_sent() {
     // The same key twice (a put and a delete of it, far apart).
     let err = table.batch_write().put_all(&users).delete::<User>(&user_key("acme", 3)).send().await.unwrap_err();
     match &err {
-        Error::DuplicateKey { operation, entity, pk, sk, first, second, .. } => {
-            assert_eq!((*operation, entity.as_str(), pk.as_str(), sk.as_str()), ("BatchWriteItem", "User", "ORG#acme", "USER#u0003"));
+        Error::DuplicateKey { operation, entity, key, first, second, .. } => {
+            assert_eq!((*operation, entity.as_str(), key.pk.as_str(), key.sk.as_str()), ("BatchWriteItem", "User", "ORG#acme", "USER#u0003"));
             assert_eq!((*first, *second), (3, 30));
         }
         other => panic!("expected DuplicateKey, got {other:?}"),
