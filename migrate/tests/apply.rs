@@ -83,7 +83,7 @@ async fn seeded(client: &Client, n: usize) -> (String, Vec<v1::User>) {
 
 async fn plan(client: &Client, table: &str, new: &TableDesign) -> Plan {
     let live = describe(client, table).await.unwrap();
-    let recorded = read_recorded_design(client, table, "pk", "sk").await.unwrap();
+    let recorded = if live.exists { read_recorded_design(client, table, "pk", "sk").await.unwrap() } else { None };
     let changes = diff(recorded.as_ref(), new, &live).unwrap();
     let entities = analyze(client, table, recorded.as_ref(), new, &changes, &AnalyzeOptions::default()).await.unwrap();
     Plan { table: table.into(), from: recorded.clone(), to: new.clone(), changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()), defaults: vec![] }
@@ -261,4 +261,24 @@ async fn removing_an_entity_needs_permission_exports_and_restores() {
     assert_eq!(restored, 3);
     assert_eq!(notes(scan_all(&client, &table).await), 3);
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_table_is_created_with_its_settings() {
+    let client = singletable_tests::client().await;
+    let name = singletable_tests::unique_table_name("apply-new");
+    let design = TableDesign::new(&name)
+        .entity::<v2::User>()
+        .ttl("expires_at")
+        .stream(singletable::StreamView::NewAndOldImages)
+        .build()
+        .unwrap();
+    let p = plan(&client, &name, &design).await;
+    assert!(matches!(p.changes[0], singletable_migrate::Change::CreateTable { .. }), "{:?}", p.changes);
+    Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    let live = describe(&client, &name).await.unwrap();
+    assert_eq!(live.ttl_attribute.as_deref(), Some("expires_at"));
+    assert_eq!(live.stream, Some(singletable::StreamView::NewAndOldImages));
+    assert_eq!(live.indexes.len(), 1);
+    assert!(plan(&client, &name, &design).await.changes.is_empty());
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use singletable::{Table, TableDesign};
+use singletable::TableDesign;
 
 pub use decide::Defaults;
 pub use verify::VerifyReport;
@@ -231,8 +231,7 @@ impl Migrator {
         let total_steps = plan.changes.len();
         if creates_table {
             observer.event(Event::Step { number: 1, total: total_steps, text: format!("create table `{}`", plan.table) });
-            Table::new(self.client.clone(), plan.to.clone()).create_table().await?;
-            schema::apply_settings(&self.client, &plan.table, &plan.to, &mut report, &*observer).await?;
+            schema::create_table(&self.client, &plan.to, &mut report, &*observer).await?;
         }
 
         let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;

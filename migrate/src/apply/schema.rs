@@ -156,23 +156,18 @@ async fn set_ttl(client: &Client, table: &str, attr: &str, enabled: bool) -> Res
     Ok(())
 }
 
-/// The settings of a freshly created table.
-pub(crate) async fn apply_settings(
+/// Creates a table from its design: keys, indexes and settings (TTL,
+/// stream, point-in-time recovery); what the endpoint cannot do becomes a
+/// warning.
+pub(crate) async fn create_table(
     client: &Client,
-    table: &str,
     design: &TableDesign,
     report: &mut ApplyReport,
     observer: &dyn Observer,
 ) -> Result<(), MigrateError> {
-    let s = &design.settings;
-    if s.ttl_attribute.is_some() {
-        apply_setting(client, table, &Change::UpdateTtl { from: None, to: s.ttl_attribute.clone() }, report, observer).await?;
-    }
-    if s.stream.is_some() {
-        apply_setting(client, table, &Change::UpdateStream { from: None, to: s.stream }, report, observer).await?;
-    }
-    if s.point_in_time_recovery {
-        apply_setting(client, table, &Change::UpdatePointInTimeRecovery { from: None, to: true }, report, observer).await?;
+    let provisioned = Table::new(client.clone(), design.clone()).create_table().await?;
+    for warning in provisioned.warnings {
+        warn(report, observer, warning);
     }
     Ok(())
 }
@@ -194,8 +189,7 @@ pub(crate) async fn copy_to_new_table(
     observer.event(Event::Step { number: 1, total: 3, text: format!("create table `{to}`") });
     let target = describe(client, to).await?;
     if !target.exists {
-        Table::new(client.clone(), new.clone()).create_table().await?;
-        apply_settings(client, to, new, &mut report, &*observer).await?;
+        create_table(client, new, &mut report, &*observer).await?;
     }
     observer.event(Event::Step { number: 2, total: 3, text: format!("copy `{from}` into `{to}` with the new keys") });
     // Key attributes of the old layout are dropped; the new ones rendered.
