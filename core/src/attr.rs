@@ -115,6 +115,18 @@ pub trait AttrValue: Sized {
     fn from_missing() -> Option<Self> {
         None
     }
+
+    /// Encodes a top-level attribute straight into `item` (nothing for
+    /// `None`). Derived code calls this: building the value inside the
+    /// insert spares the scalar types a detour through `Result<Option<_>>`.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_into(&self, item: &mut HashMap<String, AttributeValue>, name: &str) -> Result<(), AttrError> {
+        if let Some(v) = self.to_attr_opt()? {
+            item.insert(name.to_owned(), v);
+        }
+        Ok(())
+    }
 }
 
 impl AttrValue for String {
@@ -122,6 +134,11 @@ impl AttrValue for String {
     #[inline]
     fn to_attr(&self) -> Result<AttributeValue, AttrError> {
         Ok(AttributeValue::S(self.clone()))
+    }
+    #[inline]
+    fn encode_into(&self, item: &mut HashMap<String, AttributeValue>, name: &str) -> Result<(), AttrError> {
+        item.insert(name.to_owned(), AttributeValue::S(self.clone()));
+        Ok(())
     }
     #[inline]
     fn from_attr(value: AttributeValue) -> Result<Self, AttrError> {
@@ -137,6 +154,11 @@ impl AttrValue for bool {
     #[inline]
     fn to_attr(&self) -> Result<AttributeValue, AttrError> {
         Ok(AttributeValue::Bool(*self))
+    }
+    #[inline]
+    fn encode_into(&self, item: &mut HashMap<String, AttributeValue>, name: &str) -> Result<(), AttrError> {
+        item.insert(name.to_owned(), AttributeValue::Bool(*self));
+        Ok(())
     }
     #[inline]
     fn from_attr(value: AttributeValue) -> Result<Self, AttrError> {
@@ -182,6 +204,16 @@ macro_rules! integer_attr {
                     check_significant_digits(text)?;
                 }
                 Ok(AttributeValue::N(text.to_owned()))
+            }
+            #[inline]
+            fn encode_into(&self, item: &mut HashMap<String, AttributeValue>, name: &str) -> Result<(), AttrError> {
+                let mut buf = itoa::Buffer::new();
+                let text = buf.format(*self);
+                if <$t>::BITS > 64 {
+                    check_significant_digits(text)?;
+                }
+                item.insert(name.to_owned(), AttributeValue::N(text.to_owned()));
+                Ok(())
             }
             #[inline]
             fn from_attr(value: AttributeValue) -> Result<Self, AttrError> {
@@ -326,6 +358,13 @@ impl<T: AttrValue> AttrValue for Option<T> {
     #[inline]
     fn from_missing() -> Option<Self> {
         Some(None)
+    }
+    #[inline]
+    fn encode_into(&self, item: &mut HashMap<String, AttributeValue>, name: &str) -> Result<(), AttrError> {
+        match self {
+            Some(v) => v.encode_into(item, name),
+            None => Ok(()),
+        }
     }
 }
 

@@ -94,3 +94,17 @@ pub const FALLBACK_DESIGN: &EntityDesign = &EntityDesign {
     attributes: Cow::Borrowed(&[]),
     managed: ManagedAttrs::NONE,
 };
+
+/// Adds a field name to an error, out of the encode path's way.
+#[cold]
+#[inline(never)]
+pub fn in_field_cold(e: AttrError, name: &str) -> AttrError {
+    e.in_field(name)
+}
+
+/// An encoding error as the entity reports it, out of the fast path.
+#[cold]
+#[inline(never)]
+pub fn encoding_cold(e: AttrError, entity: &str) -> Error {
+    e.encoding(entity)
+}

@@ -33,22 +33,20 @@ fn encode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
         if f.serde {
             quote! {
                 __item.insert(#st::String::from(#attr), #st::serde_to_attr(&self.#ident)
-                    .map_err(|e| { let e = e.in_field(#attr); #on_err })?);
+                    .map_err(|e| { let e = #st::in_field_cold(e, #attr); #on_err })?);
             }
         } else if f.role() == Some(Role::Ttl) {
             // Whole epoch seconds, which is what DynamoDB's TTL reads.
             quote! {
                 if let #st::Option::Some(v) = <#ty as #st::TtlValue>::to_ttl_attr(&self.#ident)
-                    .map_err(|e| { let e = e.in_field(#attr); #on_err })? {
+                    .map_err(|e| { let e = #st::in_field_cold(e, #attr); #on_err })? {
                     __item.insert(#st::String::from(#attr), v);
                 }
             }
         } else {
             quote! {
-                if let #st::Option::Some(v) = <#ty as #st::AttrValue>::to_attr_opt(&self.#ident)
-                    .map_err(|e| { let e = e.in_field(#attr); #on_err })? {
-                    __item.insert(#st::String::from(#attr), v);
-                }
+                <#ty as #st::AttrValue>::encode_into(&self.#ident, &mut __item, #attr)
+                    .map_err(|e| { let e = #st::in_field_cold(e, #attr); #on_err })?;
             }
         }
     });
@@ -86,7 +84,16 @@ fn decode_fields(c: &Container, on_err: &TokenStream) -> TokenStream {
 fn render_key(entity: &str, key: &KeyTemplate, fields: &[Field], value_of: &dyn Fn(usize) -> TokenStream) -> TokenStream {
     let st = st();
     let attr = &key.attr;
-    let capacity = key.literal_len() + 16 * key.placeholders().count();
+    let literal_len = key.literal_len();
+    // Sized from the values themselves: a guess short of a long id or
+    // e-mail would reallocate on every encode.
+    let hints = key.placeholders().map(|p| {
+        let value = value_of(p.field);
+        let f = &fields[p.field];
+        let key_ty = f.option_inner.as_ref().unwrap_or(&f.ty);
+        quote!(+ <#key_ty as #st::KeyPart>::len_hint(#value))
+    });
+    let capacity = quote!(#literal_len #(#hints)*);
     let max = if key.is_partition { quote!(#st::MAX_PARTITION_KEY_BYTES) } else { quote!(#st::MAX_SORT_KEY_BYTES) };
     let steps = key.parts.iter().map(|part| match part {
         Part::Literal(text) => quote!(__k.push_str(#text);),
@@ -412,7 +419,7 @@ pub fn expand_item(c: &Container) -> TokenStream {
     });
 
     let capacity = 3 + 2 * e.indexes.len() + c.fields.iter().filter(|f| !f.skip).count();
-    let encode = encode_fields(c, &quote!(e.encoding(#entity)));
+    let encode = encode_fields(c, &quote!(#st::encoding_cold(e, #entity)));
     let decode = decode_fields(c, &quote!(e.decoding(#entity)));
 
     let key_fields = c.key_fields();

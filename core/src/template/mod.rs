@@ -116,6 +116,12 @@ pub trait KeyPart {
     /// `pad` is the zero-padded width of an integer placeholder. Returns a
     /// reason when the value cannot be written in that form.
     fn write_key(&self, out: &mut String, pad: Option<u8>) -> Result<(), String>;
+
+    /// About how many bytes `write_key` appends (to size the key once).
+    #[inline]
+    fn len_hint(&self) -> usize {
+        20
+    }
 }
 
 impl KeyPart for String {
@@ -123,6 +129,10 @@ impl KeyPart for String {
     #[inline]
     fn write_key(&self, out: &mut String, pad: Option<u8>) -> Result<(), String> {
         self.as_str().write_key(out, pad)
+    }
+    #[inline]
+    fn len_hint(&self) -> usize {
+        self.len()
     }
 }
 
@@ -136,6 +146,10 @@ impl KeyPart for str {
         out.push_str(self);
         Ok(())
     }
+    #[inline]
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
 }
 
 impl<T: KeyPart + ?Sized> KeyPart for &T {
@@ -143,6 +157,10 @@ impl<T: KeyPart + ?Sized> KeyPart for &T {
     #[inline]
     fn write_key(&self, out: &mut String, pad: Option<u8>) -> Result<(), String> {
         (**self).write_key(out, pad)
+    }
+    #[inline]
+    fn len_hint(&self) -> usize {
+        (**self).len_hint()
     }
 }
 
@@ -214,20 +232,26 @@ pub fn check_part(
     field: &str,
 ) -> Result<(), Error> {
     let part = &key[start..];
-    if part.is_empty() {
-        return Err(Error::EmptyKey { entity: entity.into(), attribute: attribute.into(), field: field.into() });
-    }
-    if let Some(d) = delimiter {
-        if part.contains(d) {
-            return Err(Error::KeyDelimiter {
-                entity: entity.into(),
-                attribute: attribute.into(),
-                field: field.into(),
-                delimiter: d,
-            });
-        }
+    if part.is_empty() || delimiter.is_some_and(|d| part.contains(d)) {
+        return Err(part_error(part.is_empty(), delimiter, entity, attribute, field));
     }
     Ok(())
+}
+
+// Errors are built out of line so the check above stays small enough to
+// inline into every derived `to_item`.
+#[cold]
+#[inline(never)]
+fn part_error(empty: bool, delimiter: Option<char>, entity: &str, attribute: &str, field: &str) -> Error {
+    if empty {
+        return Error::EmptyKey { entity: entity.into(), attribute: attribute.into(), field: field.into() };
+    }
+    Error::KeyDelimiter {
+        entity: entity.into(),
+        attribute: attribute.into(),
+        field: field.into(),
+        delimiter: delimiter.expect("a delimiter was found"),
+    }
 }
 
 /// Checks a whole rendered key against DynamoDB's length limit.
@@ -235,13 +259,21 @@ pub fn check_part(
 #[inline]
 pub fn check_len(key: &str, max: usize, entity: &str, attribute: &str) -> Result<(), Error> {
     if key.len() > max {
-        return Err(Error::KeyTooLong { entity: entity.into(), attribute: attribute.into(), len: key.len(), max });
+        return Err(too_long(key.len(), max, entity, attribute));
     }
     Ok(())
 }
 
+#[cold]
+#[inline(never)]
+fn too_long(len: usize, max: usize, entity: &str, attribute: &str) -> Error {
+    Error::KeyTooLong { entity: entity.into(), attribute: attribute.into(), len, max }
+}
+
 /// The reason text when writing a part failed, as an [`Error`].
 #[doc(hidden)]
+#[cold]
+#[inline(never)]
 pub fn format_error(reason: String, entity: &str, attribute: &str, field: &str) -> Error {
     Error::KeyFormat { entity: entity.into(), attribute: attribute.into(), field: field.into(), reason }
 }
