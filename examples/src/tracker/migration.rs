@@ -1,0 +1,45 @@
+//! The v1 → v2 migration through the library, as a service would run it
+//! from its own deployment code (the demo runs the same steps through the
+//! `singletable migrate` command line instead).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use singletable_migrate::analyze::{analyze, AnalyzeOptions};
+use singletable_migrate::fingerprint::fingerprint;
+use singletable_migrate::reserved::read_recorded_design;
+use singletable_migrate::{describe, diff, ApplyOptions, ApplyReport, MigrateError, Migrator, Plan, Quiet};
+
+use super::{v1, v2};
+
+/// Plans the move of `table` to [`v2::design`]: the design the table
+/// records (or, for a table never migrated, [`v1::design`]) and the live
+/// table (DescribeTable) against v2, and a scan for what the data says
+/// (item counts, samples, collisions).
+pub async fn plan_v2(client: &Client, table: &str) -> Result<Plan, MigrateError> {
+    let new = v2::design(table)?;
+    let live = describe(client, table).await?;
+    let recorded = read_recorded_design(client, table, &new.pk_attr, &new.sk_attr).await?;
+    let old = match &recorded {
+        Some(design) => design.clone(),
+        None => v1::design(table)?,
+    };
+    let changes = diff(Some(&old), &new, &live)?;
+    let entities = analyze(client, table, Some(&old), &new, &changes, &AnalyzeOptions::default()).await?;
+    Ok(Plan {
+        table: table.to_string(),
+        from: Some(old),
+        to: new,
+        changes,
+        entities,
+        fingerprint: fingerprint(&live, recorded.as_ref()),
+        defaults: Vec::new(),
+    })
+}
+
+/// Applies a plan: creates `gsi3`, moves every item to its v2 keys (the
+/// new item is written before the old one is deleted), verifies the
+/// result and records v2 as the table's design.
+pub async fn apply(client: &Client, plan: &Plan) -> Result<ApplyReport, MigrateError> {
+    Migrator::new(client.clone()).apply(plan, &ApplyOptions::default(), Arc::new(Quiet)).await
+}
