@@ -69,6 +69,59 @@
 //!
 //! Nested structs stored as maps derive [`Document`].
 //!
+//! The attributes not shown elsewhere on this page, in one entity:
+//!
+//! ```
+//! use singletable::{AttributeValue, Document, Item};
+//!
+//! /// A map inside the item.
+//! #[derive(Document, Debug, Clone, PartialEq)]
+//! struct Address { city: String, zip: String }
+//!
+//! /// Any `Serialize + Deserialize` type, stored through `serde_dynamo`.
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+//! enum Tier { Free, Pro { seats: u32 } }
+//!
+//! #[derive(Item, Debug, Clone, PartialEq)]
+//! #[item(entity = "Customer", pk = "CUSTOMER#{id:08}", sk = "PROFILE")]
+//! #[item(pk_attr = "PK", sk_attr = "SK", entity_attr = "type")]
+//! #[item(index(name = "by_zip", pk = "ZIP#{zip}", sk = "CUSTOMER#{id:08}", pk_attr = "zip_pk", sk_attr = "zip_sk"))]
+//! struct Customer {
+//!     id: u64,
+//!     zip: String,
+//!     #[item(rename = "addr")]
+//!     address: Address,
+//!     #[item(serde)]
+//!     tier: Tier,
+//!     #[item(default)]
+//!     newsletter: bool,
+//!     #[item(skip)]
+//!     score: Option<f32>,
+//! }
+//!
+//! let c = Customer {
+//!     id: 7,
+//!     zip: "10115".into(),
+//!     address: Address { city: "Berlin".into(), zip: "10115".into() },
+//!     tier: Tier::Pro { seats: 3 },
+//!     newsletter: true,
+//!     score: Some(0.5),
+//! };
+//! let mut item = c.to_item()?;
+//! let s = |k: &str| item[k].as_s().unwrap().clone();
+//! assert_eq!((s("PK"), s("SK"), s("type")), ("CUSTOMER#00000007".into(), "PROFILE".into(), "Customer".into()));
+//! assert_eq!((s("zip_pk"), s("zip_sk")), ("ZIP#10115".into(), "CUSTOMER#00000007".into()));
+//! assert_eq!(item["addr"].as_m().unwrap()["city"], AttributeValue::S("Berlin".into()));
+//! assert!(item["tier"].as_m().is_ok()); // {"Pro": {"seats": 3}}
+//! assert!(!item.contains_key("score"));
+//!
+//! // `default`: an item written before `newsletter` existed still decodes.
+//! item.remove("newsletter");
+//! let read = Customer::from_item(item)?;
+//! assert_eq!(read, Customer { newsletter: false, score: None, ..c });
+//! # Ok::<(), singletable::Error>(())
+//! ```
+//!
 //! ## Operations
 //!
 //! [`Table`] wraps a client and a [`TableDesign`]: `create_table` and
@@ -76,6 +129,51 @@
 //! and `query` (partition, sort key `begins_with`/`between` on the table or
 //! a GSI), `scan`, `batch_write`/`batch_get`, `collection` (a partition of
 //! several entities), all typed; sections below show each.
+//!
+//! A typed key ([`Item::Key`]) is the tuple of the fields of the `pk` and
+//! `sk` templates, in order of first appearance. Queries name the fields
+//! of the key they address with [`KeyParts`]; a sort key condition given
+//! the leading fields of the template matches everything under them.
+//!
+//! ```no_run
+//! use singletable::{Error, Item, KeyParts, Table, TableDesign};
+//!
+//! #[derive(Item, Debug, Clone, PartialEq)]
+//! #[item(entity = "Order", pk = "CUSTOMER#{customer}", sk = "ORDER#{year}#{n:06}")]
+//! #[item(index(name = "gsi1", pk = "STATUS#{status}", sk = "ORDER#{year}#{n:06}"))]
+//! struct Order { customer: String, year: u16, n: u32, status: String }
+//!
+//! # async fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), Error> {
+//! let table = Table::new(client, TableDesign::new("shop").entity::<Order>().build()?);
+//! table.create_table().await?; // key schema and gsi1, from the design
+//!
+//! let order = Order { customer: "ann".into(), year: 2026, n: 1, status: "open".into() };
+//! table.put(&order).await?; // replaces an item with the same key
+//! match table.create(&order).await {
+//!     // create-only: nothing is overwritten
+//!     Err(Error::AlreadyExists { pk, sk, .. }) => println!("({pk}, {sk}) exists"),
+//!     other => other?,
+//! }
+//! let key = ("ann".to_string(), 2026, 1); // <Order as Item>::Key: (customer, year, n)
+//! assert_eq!(table.get::<Order>(&key).await?, Some(order.clone()));
+//!
+//! let ann = || KeyParts::new().set("customer", "ann");
+//! let this_year: Vec<Order> = table.query::<Order>().pk(ann()).sk_begins_with(KeyParts::new().set("year", 2026)).all().await?;
+//! let first_ten: Vec<Order> = table
+//!     .query::<Order>()
+//!     .pk(ann())
+//!     .sk_between(KeyParts::new().set("year", 2026).set("n", 1), KeyParts::new().set("year", 2026).set("n", 10))
+//!     .all()
+//!     .await?;
+//! let latest_open: Vec<Order> =
+//!     table.query::<Order>().index("gsi1").pk(KeyParts::new().set("status", "open")).reverse().limit(5).all().await?;
+//!
+//! // A field of the table key changes by moving the item (one transaction).
+//! table.move_item::<Order>(&key, &Order { n: 2, ..order }).await?;
+//! table.delete::<Order>(&("ann".into(), 2026, 2)).await?; // absent is fine
+//! table.delete_table().await?;
+//! # Ok(()) }
+//! ```
 //!
 //! ## Typed fields
 //!
@@ -220,6 +318,11 @@
 //!     Err(Error::VersionConflict { found, .. }) => { /* someone else saved version `found`: re-read, merge, retry */ }
 //!     Err(e) => return Err(e),
 //! }
+//! let f = Doc::fields();
+//! // An update at a known version (it bumps the version too).
+//! let doc = table.update::<Doc>(&("d1".into(),)).set(f.body, "again").if_version(doc.version).send().await?;
+//! // A delete at a known version.
+//! table.delete_version::<Doc>(&("d1".into(),), doc.version).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -255,6 +358,23 @@
 //!         if matches!(r.kind, CancelKind::NotFound) { /* ... */ }
 //!     }
 //! }
+//!
+//! // Every kind of action; the token makes a retried send idempotent.
+//! # #[derive(Item)]
+//! # #[item(pk = "ACCOUNT#{account}", sk = "TRANSFER#{id}")]
+//! # struct Transfer { account: String, id: String, amount: i64 }
+//! let t = Transfer { account: "alice".into(), id: "t42".into(), amount: 10 };
+//! table
+//!     .transaction()
+//!     .create(&t)
+//!     .check::<Account>(&("alice".into(),), a.balance.ge(0))
+//!     .put_if(&Account { id: "carol".into(), balance: 0 }, a.balance.not_exists())
+//!     .put(&Account { id: "dave".into(), balance: 5 })
+//!     .delete_if::<Account>(&("erin".into(),), a.balance.eq(0))
+//!     .delete::<Transfer>(&("alice".into(), "t41".into()))
+//!     .idempotency_token("transfer-t42")
+//!     .send()
+//!     .await?;
 //! # Ok(()) }
 //! ```
 //!
