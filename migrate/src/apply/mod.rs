@@ -298,6 +298,11 @@ impl Migrator {
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }
         }
+        observer.event(Event::Step {
+            number: total,
+            total,
+            text: "verify every item against the new design, then record the design in the table".to_string(),
+        });
         let verification = verify::verify(&self.client, plan, opts.segments).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
