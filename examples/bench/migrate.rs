@@ -1,0 +1,731 @@
+//! Benchmark of `migrate apply` against DynamoDB Local: a rekey (partition
+//! key template `ORG#{org}` -> `TENANT#{org}`) of N items by
+//!
+//! * **apply**: the library's `Migrator::apply` (parallel scan of C
+//!   segments, checkpoints, lock, verification pass, design record), timed
+//!   as a user runs it: from the call to its return;
+//! * **(a) naive**: one sequential scan, PutItem then DeleteItem per item;
+//! * **(b) hand-written**: a parallel scan of C segments, per page
+//!   BatchWriteItem puts of the moved items, then deletes of the old ones.
+//!
+//! Every contender rekeys its own freshly seeded, identical table; each
+//! table is checked afterwards (counts, old-form leftovers, spot checks of
+//! payloads) so the comparison is honest. A warm-up pass runs each
+//! contender once before anything is timed (DynamoDB Local's JVM is 2-3x
+//! slower cold), then rounds alternate the order of the contenders.
+//!
+//! `--memory N[,M...]` instead measures the apply's peak RSS on N items: a
+//! child process loads the saved plan and runs only the apply, then reads
+//! its own `VmHWM`.
+//!
+//! Run it with `scripts/bench-migrate.sh [args]`, which starts a DynamoDB
+//! Local for the run, or against a running one:
+//!
+//! ```text
+//! export AWS_ENDPOINT_URL_DYNAMODB=$(scripts/dynamodb-local.sh start)
+//! AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
+//!     cargo run --release -p singletable-examples --bin bench-migrate -- --help
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use singletable::{Item as _, Table, TableDesign};
+use singletable_migrate::analyze::{analyze, AnalyzeOptions};
+use singletable_migrate::fingerprint::fingerprint;
+use singletable_migrate::reserved::{read_recorded_design, record_design};
+use singletable_migrate::{describe, diff, ApplyOptions, Event, Migrator, Observer, Plan};
+
+type RawItem = HashMap<String, AttributeValue>;
+
+mod v1 {
+    /// An order, about 300 bytes stored.
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "Order", pk = "ORG#{org}", sk = "ORDER#{id}")]
+    pub struct Order {
+        pub org: String,
+        pub id: String,
+        pub customer: String,
+        pub email: String,
+        pub status: String,
+        pub currency: String,
+        pub total_cents: u64,
+        pub lines: u32,
+        pub created_at: String,
+        pub shipping_address: String,
+        pub note: String,
+    }
+}
+
+mod v2 {
+    /// The same order, partitioned by tenant.
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "Order", pk = "TENANT#{org}", sk = "ORDER#{id}")]
+    pub struct Order {
+        pub org: String,
+        pub id: String,
+        pub customer: String,
+        pub email: String,
+        pub status: String,
+        pub currency: String,
+        pub total_cents: u64,
+        pub lines: u32,
+        pub created_at: String,
+        pub shipping_address: String,
+        pub note: String,
+    }
+}
+
+const ORGS: usize = 12;
+const OLD_PREFIX: &str = "ORG#";
+const NEW_PREFIX: &str = "TENANT#";
+
+fn order(i: usize) -> v1::Order {
+    const STATUS: [&str; 4] = ["pending", "paid", "shipped", "delivered"];
+    const STREETS: [&str; 5] = ["Market Street", "Rue de Rivoli", "Hauptstrasse", "Via Roma", "Calle Mayor"];
+    let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    v1::Order {
+        org: format!("org-{:02}", i % ORGS),
+        id: format!("{:08}", i),
+        customer: format!("customer-{:06}", h % 100_000),
+        email: format!("buyer{}@example-{}.test", h % 100_000, i % ORGS),
+        status: STATUS[i % 4].to_string(),
+        currency: "EUR".to_string(),
+        total_cents: h % 1_000_000,
+        lines: (h % 9 + 1) as u32,
+        created_at: format!("2024-{:02}-{:02}T{:02}:{:02}:{:02}Z", i % 12 + 1, i % 28 + 1, i % 24, i % 60, (i / 60) % 60),
+        shipping_address: format!("{} {}, {:05} City {}", h % 300 + 1, STREETS[i % 5], h % 100_000, i % 97),
+        note: format!("please deliver between {} and {} o'clock; ring twice, {}", 8 + i % 4, 14 + i % 5, "x".repeat(20 + i % 40)),
+    }
+}
+
+fn order_v2(i: usize) -> v2::Order {
+    let o = order(i);
+    v2::Order {
+        org: o.org,
+        id: o.id,
+        customer: o.customer,
+        email: o.email,
+        status: o.status,
+        currency: o.currency,
+        total_cents: o.total_cents,
+        lines: o.lines,
+        created_at: o.created_at,
+        shipping_address: o.shipping_address,
+        note: o.note,
+    }
+}
+
+fn old_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v1::Order>().build().expect("old design")
+}
+
+fn new_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v2::Order>().build().expect("new design")
+}
+
+// ---------------------------------------------------------------- options
+
+#[derive(Debug, Clone)]
+struct Opts {
+    items: usize,
+    concurrency: Vec<u32>,
+    rounds: usize,
+    warmup: usize,
+    memory: Vec<usize>,
+    segments_memory: u32,
+    apply_page_size: Option<i32>,
+    b_page_size: Option<i32>,
+    skip_naive: bool,
+    apply_child: Option<String>,
+}
+
+const USAGE: &str = "usage: bench-migrate [--items N] [--concurrency C[,C...]] [--rounds R] [--warmup N]
+                     [--apply-page-size P] [--b-page-size P] [--skip-naive]
+       bench-migrate --memory N[,N...] [--concurrency C]
+
+  --items N            items per table (default 20000)
+  --concurrency C,..   scan segments of apply and (b), one comparison each (default 4,8)
+  --rounds R           timed rounds, the contenders' order alternating (default 2)
+  --warmup N           items of the warm-up pass, every contender once (default: --items)
+  --apply-page-size P  ApplyOptions::page_size (default: the library's)
+  --b-page-size P      scan Limit of (b) (default: none, DynamoDB's 1 MB pages)
+  --skip-naive         leave out (a)
+  --memory N,..        only the apply, in a child process, on N items each; peak RSS
+
+Needs AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local); scripts/bench-migrate.sh sets it up.";
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>> {
+    v.split(',')
+        .map(|s| s.trim().replace('_', "").parse::<T>().map_err(|_| anyhow::anyhow!("{flag}: cannot parse `{s}`")))
+        .collect()
+}
+
+fn parse_opts() -> Result<Opts> {
+    let mut o = Opts {
+        items: 20_000,
+        concurrency: vec![4, 8],
+        rounds: 2,
+        warmup: 0,
+        memory: vec![],
+        segments_memory: 4,
+        apply_page_size: None,
+        b_page_size: None,
+        skip_naive: false,
+        apply_child: None,
+    };
+    let mut warmup = None;
+    let mut concurrency_given = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--items" => o.items = parse_list::<usize>(&a, &value()?)?[0],
+            "--concurrency" => {
+                o.concurrency = parse_list(&a, &value()?)?;
+                concurrency_given = true;
+            }
+            "--rounds" => o.rounds = parse_list::<usize>(&a, &value()?)?[0],
+            "--warmup" => warmup = Some(parse_list::<usize>(&a, &value()?)?[0]),
+            "--memory" => o.memory = parse_list(&a, &value()?)?,
+            "--apply-page-size" => o.apply_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
+            "--b-page-size" => o.b_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
+            "--skip-naive" => o.skip_naive = true,
+            "--apply-child" => o.apply_child = Some(value()?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    o.warmup = warmup.unwrap_or(o.items);
+    ensure!(o.items > 0 && o.rounds > 0, "--items and --rounds must be positive");
+    ensure!(o.concurrency.iter().all(|c| *c > 0), "--concurrency must be positive");
+    if !o.memory.is_empty() || o.apply_child.is_some() {
+        o.segments_memory = if concurrency_given { o.concurrency[0] } else { 4 };
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------- client
+
+async fn client() -> Result<Client> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .context("AWS_ENDPOINT_URL_DYNAMODB is not set: run scripts/bench-migrate.sh, or start DynamoDB Local with scripts/dynamodb-local.sh start and export its URL")?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        // DynamoDB Local takes any keys made of letters and digits.
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "bench"));
+    }
+    if std::env::var_os("AWS_REGION").is_none() {
+        loader = loader.region(aws_config::Region::new("us-east-1"));
+    }
+    Ok(Client::new(&loader.load().await))
+}
+
+// ---------------------------------------------------------------- tables
+
+fn table_name(what: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("bench-{what}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Sends `requests` (at most 25) until none is left unprocessed.
+async fn batch_write(client: &Client, table: &str, mut requests: Vec<WriteRequest>) -> Result<()> {
+    let mut attempt = 0u32;
+    while !requests.is_empty() {
+        let out = client.batch_write_item().request_items(table, requests).send().await.context("BatchWriteItem")?;
+        requests = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
+        if !requests.is_empty() {
+            attempt += 1;
+            ensure!(attempt < 20, "BatchWriteItem: {} requests still unprocessed", requests.len());
+            tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+        }
+    }
+    Ok(())
+}
+
+fn put(item: RawItem) -> WriteRequest {
+    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item")).build()
+}
+
+fn delete(key: RawItem) -> WriteRequest {
+    WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key")).build()
+}
+
+/// Creates a table in the old design holding orders `0..n`, with the old
+/// design recorded (as a table managed by singletable would be).
+async fn seed(client: &Client, what: &str, n: usize) -> Result<String> {
+    let name = table_name(what);
+    Table::new(client.clone(), old_design(&name)).create_table().await?;
+    let chunks: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(25).map(<[usize]>::to_vec).collect();
+    stream::iter(chunks)
+        .map(|chunk| {
+            let name = &name;
+            async move {
+                let requests = chunk.into_iter().map(|i| put(order(i).to_item().expect("order item"))).collect();
+                batch_write(client, name, requests).await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    record_design(client, &old_design(&name), &name).await?;
+    Ok(name)
+}
+
+async fn drop_table(client: &Client, name: &str) {
+    let _ = client.delete_table().table_name(name).send().await;
+}
+
+/// Scans all of `table` with `segments` parallel segments, calling `f` on
+/// every item.
+async fn scan_all(client: &Client, table: &str, segments: u32, f: impl Fn(RawItem) + Sync) -> Result<()> {
+    let f = &f;
+    futures::future::try_join_all((0..segments).map(|segment| async move {
+        let mut start = None;
+        loop {
+            let out = client
+                .scan()
+                .table_name(table)
+                .segment(segment as i32)
+                .total_segments(segments as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Scan")?;
+            out.items.unwrap_or_default().into_iter().for_each(f);
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok::<(), anyhow::Error>(());
+            }
+        }
+    }))
+    .await?;
+    Ok(())
+}
+
+fn s_of<'a>(item: &'a RawItem, attr: &str) -> &'a str {
+    match item.get(attr) {
+        Some(AttributeValue::S(s)) => s,
+        _ => "",
+    }
+}
+
+/// Checks that `table` holds exactly orders `0..n`, each in its new form:
+/// counts, no old-form leftovers, and a spot check of payloads by key.
+async fn verify(client: &Client, table: &str, n: usize) -> Result<()> {
+    let counts = Mutex::new((0usize, 0usize, 0usize, 0usize)); // new, old, other orders, reserved
+    let ids = Mutex::new(vec![false; n]);
+    scan_all(client, table, 4, |item| {
+        let pk = s_of(&item, "pk");
+        let mut c = counts.lock().unwrap();
+        if pk.starts_with(NEW_PREFIX) {
+            c.0 += 1;
+            if let Ok(i) = s_of(&item, "sk").trim_start_matches("ORDER#").parse::<usize>() {
+                if let Some(seen) = ids.lock().unwrap().get_mut(i) {
+                    *seen = true;
+                }
+            }
+        } else if pk.starts_with(OLD_PREFIX) {
+            c.1 += 1;
+        } else if pk.starts_with('#') {
+            c.3 += 1;
+        } else {
+            c.2 += 1;
+        }
+    })
+    .await?;
+    let (new, old, other, _reserved) = counts.into_inner().unwrap();
+    ensure!(new == n && old == 0 && other == 0, "table {table}: {new} new-form items (want {n}), {old} old-form, {other} other");
+    let missing = ids.into_inner().unwrap().iter().filter(|seen| !**seen).count();
+    ensure!(missing == 0, "table {table}: {missing} ids missing");
+    let t = Table::new(client.clone(), new_design(table));
+    let step = (n / 25).max(1);
+    for i in (0..n).step_by(step).chain([n - 1]) {
+        let want = order_v2(i);
+        let got = t.get::<v2::Order>(&(want.org.clone(), want.id.clone())).await?;
+        ensure!(got.as_ref() == Some(&want), "table {table}: order {i} is {got:?}, want {want:?}");
+        let old = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(format!("{OLD_PREFIX}{}", want.org)))
+            .key("sk", AttributeValue::S(format!("ORDER#{}", want.id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        ensure!(old.item.is_none(), "table {table}: order {i} still has its old form");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- contenders
+
+/// The rekey of one item as a hand-written script does it: `None` for
+/// items already moved (the scan meets them again) and foreign items.
+fn rekey(item: &RawItem) -> Option<(RawItem, RawItem)> {
+    let pk = s_of(item, "pk");
+    let org = pk.strip_prefix(OLD_PREFIX)?;
+    let mut new = item.clone();
+    new.insert("pk".into(), AttributeValue::S(format!("{NEW_PREFIX}{org}")));
+    let old_key = [("pk", item.get("pk")?), ("sk", item.get("sk")?)].into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    Some((new, old_key))
+}
+
+/// (a) One sequential scan; PutItem then DeleteItem per item.
+async fn naive(client: &Client, table: &str) -> Result<u64> {
+    let mut moved = 0;
+    let mut start = None;
+    loop {
+        let out = client.scan().table_name(table).set_exclusive_start_key(start).send().await.context("Scan")?;
+        for item in out.items.unwrap_or_default() {
+            let Some((new, old_key)) = rekey(&item) else { continue };
+            client.put_item().table_name(table).set_item(Some(new)).send().await.context("PutItem")?;
+            client.delete_item().table_name(table).set_key(Some(old_key)).send().await.context("DeleteItem")?;
+            moved += 1;
+        }
+        start = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            return Ok(moved);
+        }
+    }
+}
+
+/// (b) A parallel scan of `segments`; per page, BatchWriteItem puts of the
+/// moved items, then deletes of their old keys.
+async fn hand_written(client: &Client, table: &str, segments: u32, page: Option<i32>) -> Result<u64> {
+    let moved = futures::future::try_join_all((0..segments).map(|segment| async move {
+        let mut moved = 0u64;
+        let mut start = None;
+        loop {
+            let out = client
+                .scan()
+                .table_name(table)
+                .segment(segment as i32)
+                .total_segments(segments as i32)
+                .set_limit(page)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Scan")?;
+            let (puts, deletes): (Vec<_>, Vec<_>) = out.items.unwrap_or_default().iter().filter_map(rekey).unzip();
+            moved += puts.len() as u64;
+            for chunk in puts.chunks(25) {
+                batch_write(client, table, chunk.iter().cloned().map(put).collect()).await?;
+            }
+            for chunk in deletes.chunks(25) {
+                batch_write(client, table, chunk.iter().cloned().map(delete).collect()).await?;
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok::<u64, anyhow::Error>(moved);
+            }
+        }
+    }))
+    .await?;
+    Ok(moved.into_iter().sum())
+}
+
+/// Records when the backfill started and when its last page was written.
+#[derive(Default)]
+struct Timeline {
+    backfill: Mutex<Option<Instant>>,
+    last_progress: Mutex<Option<(Instant, (f64, Option<f64>))>>,
+}
+
+impl Observer for Timeline {
+    fn event(&self, event: Event) {
+        match event {
+            Event::Step { text, .. } if text.starts_with("rewrite items") => *self.backfill.lock().unwrap() = Some(Instant::now()),
+            Event::Progress { .. } => *self.last_progress.lock().unwrap() = Some((Instant::now(), cpu_now())),
+            _ => {}
+        }
+    }
+}
+
+async fn make_plan(client: &Client, table: &str, segments: u32) -> Result<Plan> {
+    let live = describe(client, table).await?;
+    let recorded = read_recorded_design(client, table, "pk", "sk").await?;
+    let new = new_design(table);
+    let changes = diff(recorded.as_ref(), &new, &live)?;
+    let opts = AnalyzeOptions { segments, ..AnalyzeOptions::default() };
+    let entities = analyze(client, table, recorded.as_ref(), &new, &changes, &opts).await?;
+    let plan = Plan {
+        table: table.into(),
+        from: recorded.clone(),
+        to: new,
+        changes,
+        entities,
+        fingerprint: fingerprint(&live, recorded.as_ref()),
+        defaults: vec![],
+    };
+    ensure!(plan.blocking_errors().is_empty(), "plan blocked: {:?}", plan.blocking_errors());
+    Ok(plan)
+}
+
+fn apply_options(segments: u32, page_size: Option<i32>) -> ApplyOptions {
+    let mut opts = ApplyOptions { segments, max_wcu: None, ..ApplyOptions::default() };
+    if let Some(p) = page_size {
+        opts.page_size = p;
+    }
+    opts
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Apply,
+    Naive,
+    Hand,
+}
+
+impl Who {
+    fn label(self) -> &'static str {
+        match self {
+            Who::Apply => "migrate apply",
+            Who::Naive => "(a) naive",
+            Who::Hand => "(b) hand-written",
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by a process, from
+/// `/proc/<pid>/stat`.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds of this process and of the DynamoDB Local server (when
+/// `DYNAMODB_LOCAL_PID` names it, as scripts/bench-migrate.sh does).
+fn cpu_now() -> (f64, Option<f64>) {
+    let server = std::env::var("DYNAMODB_LOCAL_PID").ok().and_then(|pid| cpu_secs(&pid));
+    (cpu_secs("self").unwrap_or(0.0), server)
+}
+
+/// One timed run.
+struct Run {
+    secs: f64,
+    /// CPU seconds spent during the run by the client and the server.
+    cpu: (f64, Option<f64>),
+    /// apply only: (plan secs, backfill secs, after-backfill secs).
+    apply: Option<(f64, f64, f64, (f64, Option<f64>))>,
+}
+
+async fn run_one(client: &Client, who: Who, n: usize, segments: u32, opts: &Opts) -> Result<Run> {
+    let table = seed(client, "t", n).await?;
+    let result: Result<Run> = async {
+        let mut cpu0 = cpu_now();
+        let mut run = match who {
+            Who::Apply => {
+                let t = Instant::now();
+                let plan = make_plan(client, &table, segments).await?;
+                let plan_secs = t.elapsed().as_secs_f64();
+                cpu0 = cpu_now();
+                let timeline = Arc::new(Timeline::default());
+                let t = Instant::now();
+                let report = Migrator::new(client.clone()).apply(&plan, &apply_options(segments, opts.apply_page_size), timeline.clone()).await?;
+                let secs = t.elapsed().as_secs_f64();
+                ensure!(report.moved == n as u64, "apply moved {} of {n}", report.moved);
+                let end = t + Duration::from_secs_f64(secs);
+                let b0 = timeline.backfill.lock().unwrap().unwrap_or(t);
+                let (b1, cpu_b1) = timeline.last_progress.lock().unwrap().unwrap_or((end, cpu_now()));
+                let cpu_end = cpu_now();
+                let cpu_after = (cpu_end.0 - cpu_b1.0, cpu_end.1.zip(cpu_b1.1).map(|(b, a)| b - a));
+                Run { secs, cpu: (0.0, None), apply: Some((plan_secs, (b1 - b0).as_secs_f64(), (end - b1).as_secs_f64(), cpu_after)) }
+            }
+            Who::Naive => {
+                let t = Instant::now();
+                let moved = naive(client, &table).await?;
+                ensure!(moved == n as u64, "naive moved {moved} of {n}");
+                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None }
+            }
+            Who::Hand => {
+                let t = Instant::now();
+                let moved = hand_written(client, &table, segments, opts.b_page_size).await?;
+                ensure!(moved == n as u64, "hand-written moved {moved} of {n}");
+                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None }
+            }
+        };
+        let cpu1 = cpu_now();
+        run.cpu = (cpu1.0 - cpu0.0, cpu1.1.zip(cpu0.1).map(|(b, a)| b - a));
+        verify(client, &table, n).await.with_context(|| format!("verifying {}", who.label()))?;
+        Ok(run)
+    }
+    .await;
+    drop_table(client, &table).await;
+    result
+}
+
+async fn compare(client: &Client, opts: &Opts) -> Result<()> {
+    let mut who = vec![Who::Apply, Who::Hand];
+    if !opts.skip_naive {
+        who.push(Who::Naive);
+    }
+    let sample = order(1).to_item()?;
+    println!(
+        "bench-migrate: rekey pk ORG#{{org}} -> TENANT#{{org}} of {} items ({} orgs, ~{} bytes each), {} round(s) after a warm-up pass of {} items",
+        opts.items,
+        ORGS,
+        singletable::item_size(&sample),
+        opts.rounds,
+        opts.warmup
+    );
+    println!(
+        "apply: Migrator::apply, segments = C, page size {}, no rate limit (timed from call to return: lock, backfill, verification scan, design record); (b): page = {}",
+        opts.apply_page_size.unwrap_or(ApplyOptions::default().page_size),
+        opts.b_page_size.map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items"))
+    );
+    for &c in &opts.concurrency {
+        println!("\n== concurrency C = {c} ==  ({})", loadavg());
+        if opts.warmup > 0 {
+            let t = Instant::now();
+            for &w in &who {
+                run_one(client, w, opts.warmup, c, opts).await.with_context(|| format!("warm-up of {}", w.label()))?;
+            }
+            println!("warm-up: every contender once on {} items ({:.1} s)", opts.warmup, t.elapsed().as_secs_f64());
+        }
+        let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
+        for round in 0..opts.rounds {
+            let mut order = who.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for &w in &order {
+                let run = run_one(client, w, opts.items, c, opts).await.with_context(|| format!("round {} of {}", round + 1, w.label()))?;
+                let rate = opts.items as f64 / run.secs;
+                rates.entry(w.label()).or_default().push(rate);
+                let extra = match run.apply {
+                    Some((plan, backfill, after, (after_client, after_server))) => format!(
+                        "  [plan {plan:.2} s; backfill {backfill:.2} s = {:.0} items/s; verify+record+unlock {after:.2} s, cpu client {after_client:.1} s{}]",
+                        opts.items as f64 / backfill,
+                        after_server.map_or(String::new(), |s| format!(" + server {s:.1} s"))
+                    ),
+                    None => String::new(),
+                };
+                let cpu = match run.cpu {
+                    (client, Some(server)) => format!("cpu client {client:.1} s + server {server:.1} s"),
+                    (client, None) => format!("cpu client {client:.1} s"),
+                };
+                println!("round {}  {:<18} {:>7.2} s  {:>7.0} items/s  {cpu}  verified{extra}", round + 1, w.label(), run.secs, rate);
+            }
+        }
+        let mean = |w: Who| rates.get(w.label()).map(|r| r.iter().sum::<f64>() / r.len() as f64);
+        println!("mean over {} round(s), C = {c}:", opts.rounds);
+        for &w in &who {
+            println!("  {:<18} {:>7.0} items/s", w.label(), mean(w).unwrap());
+        }
+        let apply = mean(Who::Apply).unwrap();
+        let b = mean(Who::Hand).unwrap();
+        println!("  apply/(b) = {:.2}x (target >= 0.9x)", apply / b);
+        if let Some(a) = mean(Who::Naive) {
+            println!("  apply/(a) = {:.2}x (target >= 5x)", apply / a);
+        }
+        println!("  ({})", loadavg());
+    }
+    Ok(())
+}
+
+/// The machine's load, printed with the figures (other processes on a
+/// small machine skew them).
+fn loadavg() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!("{cpus} CPUs, load average {}", load.join(" "))
+}
+
+// ---------------------------------------------------------------- memory
+
+fn proc_status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The child: loads the plan, applies it, reports its peak RSS.
+async fn apply_child(client: &Client, plan_file: &str, segments: u32, page_size: Option<i32>) -> Result<()> {
+    let plan: Plan = serde_json::from_str(&std::fs::read_to_string(plan_file)?)?;
+    let before = proc_status_kb("VmHWM:").unwrap_or(0);
+    let t = Instant::now();
+    let report = Migrator::new(client.clone()).apply(&plan, &apply_options(segments, page_size), Arc::new(singletable_migrate::Quiet)).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let peak = proc_status_kb("VmHWM:").context("no VmHWM in /proc/self/status")?;
+    println!("moved={} secs={secs:.3} hwm_before_kb={before} hwm_kb={peak}", report.moved);
+    Ok(())
+}
+
+async fn memory(client: &Client, opts: &Opts) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut peaks = Vec::new();
+    println!("bench-migrate --memory: peak RSS (VmHWM) of a process running only Migrator::apply (segments {})", opts.segments_memory);
+    for &n in &opts.memory {
+        let t = Instant::now();
+        let table = seed(client, "mem", n).await?;
+        let seed_secs = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let plan = make_plan(client, &table, opts.segments_memory).await?;
+        let plan_secs = t.elapsed().as_secs_f64();
+        let plan_file = std::env::temp_dir().join(format!("{table}.plan.json"));
+        std::fs::write(&plan_file, serde_json::to_string(&plan)?)?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("--apply-child").arg(&plan_file).arg("--concurrency").arg(opts.segments_memory.to_string());
+        if let Some(p) = opts.apply_page_size {
+            cmd.arg("--apply-page-size").arg(p.to_string());
+        }
+        let out = cmd.output()?;
+        let _ = std::fs::remove_file(&plan_file);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let verified = if out.status.success() { verify(client, &table, n).await.map(|_| "verified") } else { Ok("FAILED") };
+        drop_table(client, &table).await;
+        ensure!(out.status.success(), "apply child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let verified = verified?;
+        let field = |k: &str| -> Result<f64> {
+            stdout
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {k} in `{stdout}`"))
+        };
+        let (secs, hwm, before) = (field("secs")?, field("hwm_kb")?, field("hwm_before_kb")?);
+        println!(
+            "{n:>8} items: seed {seed_secs:.1} s, plan {plan_secs:.1} s, apply {secs:.1} s ({:.0} items/s), {verified}; peak RSS {:.1} MiB (before apply {:.1} MiB)",
+            n as f64 / secs,
+            hwm / 1024.0,
+            before / 1024.0
+        );
+        peaks.push((n, hwm));
+    }
+    if let [(n0, p0), .., (n1, p1)] = peaks[..] {
+        println!("peak RSS at {n1} items / at {n0} items = {:.2}x (target <= 1.2x)", p1 / p0);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- main
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = parse_opts()?;
+    let client = client().await?;
+    if let Some(plan_file) = &opts.apply_child {
+        return apply_child(&client, plan_file, opts.segments_memory, opts.apply_page_size).await;
+    }
+    if !opts.memory.is_empty() {
+        return memory(&client, &opts).await;
+    }
+    compare(&client, &opts).await
+}
