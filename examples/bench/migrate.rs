@@ -599,6 +599,8 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
             println!("warm-up: every contender once on {} items ({:.1} s)", opts.warmup, t.elapsed().as_secs_f64());
         }
         let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
+        // CPU seconds (client, server) per item, by contender.
+        let mut cpus: HashMap<&str, Vec<(f64, Option<f64>)>> = HashMap::new();
         for round in 0..opts.rounds {
             let mut order = who.clone();
             if round % 2 == 1 {
@@ -608,6 +610,8 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
                 let run = run_one(client, w, opts.items, c, opts).await.with_context(|| format!("round {} of {}", round + 1, w.label()))?;
                 let rate = opts.items as f64 / run.secs;
                 rates.entry(w.label()).or_default().push(rate);
+                let per_item = |secs: f64| secs / opts.items as f64;
+                cpus.entry(w.label()).or_default().push((per_item(run.cpu.0), run.cpu.1.map(per_item)));
                 let extra = match run.apply {
                     Some((plan, backfill, after, (after_client, after_server))) => format!(
                         "  [plan {plan:.2} s; backfill {backfill:.2} s = {:.0} items/s; verify+record+unlock {after:.2} s, cpu client {after_client:.1} s{}]",
@@ -624,15 +628,31 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
             }
         }
         let mean = |w: Who| rates.get(w.label()).map(|r| r.iter().sum::<f64>() / r.len() as f64);
+        // CPU per item is what a loaded machine cannot skew: the parallel
+        // contenders are CPU-bound, the naive one waits on round trips.
+        let cpu = |w: Who| -> (f64, Option<f64>) {
+            let runs = &cpus[w.label()];
+            let n = runs.len() as f64;
+            let client = runs.iter().map(|r| r.0).sum::<f64>() / n;
+            let server = runs.iter().map(|r| r.1).sum::<Option<f64>>().map(|s| s / n);
+            (client, server)
+        };
         println!("mean over {} round(s), C = {c}:", opts.rounds);
         for &w in &who {
-            println!("  {:<18} {:>7.0} items/s", w.label(), mean(w).unwrap());
+            let (client, server) = cpu(w);
+            let server = server.map_or(String::new(), |s| format!(" + server {:.0} us = {:.0} us", s * 1e6, (client + s) * 1e6));
+            println!("  {:<18} {:>7.0} items/s   cpu per item: client {:.0} us{server}", w.label(), mean(w).unwrap(), client * 1e6);
         }
         let apply = mean(Who::Apply).unwrap();
         let b = mean(Who::Hand).unwrap();
         println!("  apply/(b) = {:.2}x (target >= 0.9x)", apply / b);
         if let Some(a) = mean(Who::Naive) {
             println!("  apply/(a) = {:.2}x (target >= 5x)", apply / a);
+        }
+        let total = |w: Who| cpu(w).1.map(|s| s + cpu(w).0);
+        if let (Some(apply), Some(b)) = (total(Who::Apply), total(Who::Hand)) {
+            let naive = total(Who::Naive).map_or(String::new(), |a| format!(", (a) {:.2}x", a / apply));
+            println!("  cpu per item (client + server) relative to apply: (b) {:.2}x{naive}", b / apply);
         }
         println!("  ({})", loadavg());
     }
@@ -676,9 +696,14 @@ async fn memory(client: &Client, opts: &Opts) -> Result<()> {
         let t = Instant::now();
         let table = seed(client, "mem", n).await?;
         let seed_secs = t.elapsed().as_secs_f64();
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), cpu_now());
         let plan = make_plan(client, &table, opts.segments_memory).await?;
         let plan_secs = t.elapsed().as_secs_f64();
+        let cpu1 = cpu_now();
+        let plan_cpu = match cpu1.1.zip(cpu0.1) {
+            Some((b, a)) => format!("cpu client {:.1} s + server {:.1} s", cpu1.0 - cpu0.0, b - a),
+            None => format!("cpu client {:.1} s", cpu1.0 - cpu0.0),
+        };
         let plan_file = std::env::temp_dir().join(format!("{table}.plan.json"));
         std::fs::write(&plan_file, serde_json::to_string(&plan)?)?;
         let mut cmd = std::process::Command::new(&exe);
@@ -702,7 +727,7 @@ async fn memory(client: &Client, opts: &Opts) -> Result<()> {
         };
         let (secs, hwm, before) = (field("secs")?, field("hwm_kb")?, field("hwm_before_kb")?);
         println!(
-            "{n:>8} items: seed {seed_secs:.1} s, plan {plan_secs:.1} s, apply {secs:.1} s ({:.0} items/s), {verified}; peak RSS {:.1} MiB (before apply {:.1} MiB)",
+            "{n:>8} items: seed {seed_secs:.1} s, plan {plan_secs:.1} s ({plan_cpu}), apply {secs:.1} s ({:.0} items/s), {verified}; peak RSS {:.1} MiB (before apply {:.1} MiB)",
             n as f64 / secs,
             hwm / 1024.0,
             before / 1024.0
