@@ -403,6 +403,47 @@ impl<'t> BatchWrite<'t> {
     }
 }
 
+/// What both batch loops do with what DynamoDB left unprocessed: match it
+/// back to the requests sent (keeping the order it came in), count calls
+/// in a row without progress against the retry bound, and back off.
+async fn requeue(
+    metas: &mut Vec<Meta>,
+    returned: Vec<Option<PrimaryKey>>,
+    what: &str,
+    sent: usize,
+    streak: &mut u32,
+    retry: &RetryPolicy,
+    summary: &mut BatchSummary,
+) -> Result<(), ChunkFailure> {
+    let mut by_key: HashMap<PrimaryKey, Meta> = metas.drain(..).map(|m| (m.key.clone(), m)).collect();
+    for key in returned.iter().flatten() {
+        if let Some(meta) = by_key.remove(key) {
+            metas.push(meta);
+        }
+    }
+    if metas.len() != returned.len() {
+        // DynamoDB returned something we did not send: never guess.
+        // Those not returned were processed; the matched ones were not.
+        let unknown = returned.len() - metas.len();
+        return Err(ChunkFailure {
+            pending: std::mem::take(metas),
+            reason: format!("DynamoDB returned {unknown} unprocessed {what} that match none sent"),
+            source: None,
+        });
+    }
+    summary.resubmitted += returned.len();
+    *streak = if returned.len() < sent { 0 } else { *streak + 1 };
+    if *streak >= retry.max_attempts.max(1) {
+        return Err(ChunkFailure {
+            pending: std::mem::take(metas),
+            reason: format!("still unprocessed after {streak} calls in a row without progress"),
+            source: None,
+        });
+    }
+    tokio::time::sleep(retry.delay(*streak + 1)).await;
+    Ok(())
+}
+
 /// Sends one chunk of at most 25 requests until all are processed.
 async fn write_chunk(
     table: &Table,
@@ -437,38 +478,15 @@ async fn write_chunk(
         if unprocessed.is_empty() {
             return Ok(summary);
         }
-        // Keep the identities of what came back, in the order it came.
-        let mut by_key: HashMap<PrimaryKey, Meta> = metas.drain(..).map(|m| (m.key.clone(), m)).collect();
-        for request in &unprocessed {
+        let returned = unprocessed.iter().map(|request| {
             let map = match (&request.put_request, &request.delete_request) {
                 (Some(p), _) => Some(&p.item),
                 (None, Some(d)) => Some(&d.key),
                 _ => None,
             };
-            if let Some(meta) = map.and_then(|m| key_of_map(table, m)).and_then(|k| by_key.remove(&k)) {
-                metas.push(meta);
-            }
-        }
-        if metas.len() != unprocessed.len() {
-            // DynamoDB returned something we did not send: never guess.
-            // Those not returned were processed; the matched ones were not.
-            let unknown = unprocessed.len() - metas.len();
-            return Err(ChunkFailure {
-                pending: metas,
-                reason: format!("DynamoDB returned {unknown} unprocessed requests that match none sent"),
-                source: None,
-            });
-        }
-        summary.resubmitted += unprocessed.len();
-        streak = if unprocessed.len() < sent { 0 } else { streak + 1 };
-        if streak >= retry.max_attempts.max(1) {
-            return Err(ChunkFailure {
-                pending: metas,
-                reason: format!("still unprocessed after {streak} calls in a row without progress"),
-                source: None,
-            });
-        }
-        tokio::time::sleep(retry.delay(streak + 1)).await;
+            map.and_then(|m| key_of_map(table, m))
+        });
+        requeue(&mut metas, returned.collect(), "requests", sent, &mut streak, &retry, &mut summary).await?;
         requests = unprocessed;
     }
 }
@@ -605,30 +623,8 @@ async fn get_chunk(
         if unprocessed.is_empty() {
             return Ok((found, summary));
         }
-        let mut by_key: HashMap<PrimaryKey, Meta> = metas.drain(..).map(|m| (m.key.clone(), m)).collect();
-        for key in &unprocessed {
-            if let Some(meta) = key_of_map(table, key).and_then(|k| by_key.remove(&k)) {
-                metas.push(meta);
-            }
-        }
-        if metas.len() != unprocessed.len() {
-            let unknown = unprocessed.len() - metas.len();
-            return Err(ChunkFailure {
-                pending: metas,
-                reason: format!("DynamoDB returned {unknown} unprocessed keys that match none sent"),
-                source: None,
-            });
-        }
-        summary.resubmitted += unprocessed.len();
-        streak = if unprocessed.len() < sent { 0 } else { streak + 1 };
-        if streak >= retry.max_attempts.max(1) {
-            return Err(ChunkFailure {
-                pending: metas,
-                reason: format!("still unprocessed after {streak} calls in a row without progress"),
-                source: None,
-            });
-        }
-        tokio::time::sleep(retry.delay(streak + 1)).await;
+        let returned = unprocessed.iter().map(|key| key_of_map(table, key)).collect();
+        requeue(&mut metas, returned, "keys", sent, &mut streak, &retry, &mut summary).await?;
         keys = unprocessed;
     }
 }
