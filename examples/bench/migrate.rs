@@ -8,6 +8,13 @@
 //! * **(b) hand-written**: a parallel scan of C segments, per page
 //!   BatchWriteItem puts of the moved items, then deletes of the old ones.
 //!
+//! Apply and (b) have the same concurrency: at most C requests in flight
+//! (apply's lease heartbeat aside). (b) ties each request to its segment;
+//! apply shares the C slots among all segments and reads a segment's next
+//! page while writing the current one, which is what keeps it ahead when
+//! the segments are uneven (`--orgs`: with the default 12 partition keys
+//! one of 4 segments holds half the table).
+//!
 //! Every contender rekeys its own freshly seeded, identical table; each
 //! table is checked afterwards (counts, old-form leftovers, spot checks of
 //! payloads) so the comparison is honest. A warm-up pass runs each
@@ -82,7 +89,13 @@ mod v2 {
     }
 }
 
-const ORGS: usize = 12;
+/// Partition keys of the seeded table (`--orgs`): DynamoDB splits scan
+/// segments by partition key, so few partitions make segments uneven.
+static ORGS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn orgs() -> usize {
+    *ORGS.get().unwrap_or(&12)
+}
 const OLD_PREFIX: &str = "ORG#";
 const NEW_PREFIX: &str = "TENANT#";
 
@@ -91,10 +104,10 @@ fn order(i: usize) -> v1::Order {
     const STREETS: [&str; 5] = ["Market Street", "Rue de Rivoli", "Hauptstrasse", "Via Roma", "Calle Mayor"];
     let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     v1::Order {
-        org: format!("org-{:02}", i % ORGS),
+        org: format!("org-{:02}", i % orgs()),
         id: format!("{:08}", i),
         customer: format!("customer-{:06}", h % 100_000),
-        email: format!("buyer{}@example-{}.test", h % 100_000, i % ORGS),
+        email: format!("buyer{}@example-{}.test", h % 100_000, i % orgs()),
         status: STATUS[i % 4].to_string(),
         currency: "EUR".to_string(),
         total_cents: h % 1_000_000,
@@ -147,13 +160,15 @@ struct Opts {
 }
 
 const USAGE: &str = "usage: bench-migrate [--items N] [--concurrency C[,C...]] [--rounds R] [--warmup N]
-                     [--apply-page-size P] [--b-page-size P] [--skip-naive]
+                     [--orgs K] [--apply-page-size P] [--b-page-size P] [--skip-naive]
        bench-migrate --memory N[,N...] [--concurrency C]
 
   --items N            items per table (default 20000)
   --concurrency C,..   scan segments of apply and (b), one comparison each (default 4,8)
   --rounds R           timed rounds, the contenders' order alternating (default 2)
   --warmup N           items of the warm-up pass, every contender once (default: --items)
+  --orgs K             partition keys the items spread over (default 12; scan
+                       segments split by partition key, so few make them uneven)
   --apply-page-size P  ApplyOptions::page_size (default: the library's)
   --b-page-size P      scan Limit of (b) (default: none, DynamoDB's 1 MB pages)
   --skip-naive         leave out (a)
@@ -197,6 +212,11 @@ fn parse_opts() -> Result<Opts> {
             "--apply-page-size" => o.apply_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
             "--b-page-size" => o.b_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
             "--skip-naive" => o.skip_naive = true,
+            "--orgs" => {
+                let k = parse_list::<usize>(&a, &value()?)?[0];
+                ensure!(k > 0, "--orgs must be positive");
+                ORGS.set(k).map_err(|_| anyhow::anyhow!("--orgs given twice"))?;
+            }
             "--apply-child" => o.apply_child = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -579,13 +599,13 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
     println!(
         "bench-migrate: rekey pk ORG#{{org}} -> TENANT#{{org}} of {} items ({} orgs, ~{} bytes each), {} round(s) after a warm-up pass of {} items",
         opts.items,
-        ORGS,
+        orgs(),
         singletable::item_size(&sample),
         opts.rounds,
         opts.warmup
     );
     println!(
-        "apply: Migrator::apply, segments = C, page size {}, no rate limit (timed from call to return: lock, backfill, verification scan, design record); (b): page = {}",
+        "apply: Migrator::apply, segments = C = requests in flight, page size {}, no rate limit (timed from call to return: lock, backfill, verification scan, design record); (b): C segments, one request in flight each, page = {}",
         opts.apply_page_size.unwrap_or(ApplyOptions::default().page_size),
         opts.b_page_size.map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items"))
     );

@@ -189,6 +189,10 @@ pub struct ApplyArgs {
     /// blocks others this long).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_seconds: u64,
+    /// Requests in flight at once over all segments (default: one per
+    /// segment).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: Option<u32>,
     /// Items per scan page, and so per checkpoint.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub page_size: i32,
@@ -527,6 +531,7 @@ async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Resul
     }
     let opts = ApplyOptions {
         segments: args.inputs.segments,
+        concurrency: args.concurrency,
         max_wcu: args.inputs.max_wcu,
         allow_destroy: args.allow_destroy,
         export_dir: args.export_dir.clone(),

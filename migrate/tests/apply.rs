@@ -6,13 +6,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::config::interceptors::{BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use singletable::{Item, KeyParts, Table, TableDesign};
 use singletable_migrate::analyze::{analyze, AnalyzeOptions};
 use singletable_migrate::fingerprint::fingerprint;
 use singletable_migrate::reserved::{read_recorded_design, record_design};
 use singletable_migrate::{describe, diff, ApplyOptions, Event, MigrateError, Migrator, Observer, Plan, Quiet};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 mod v1 {
     #[derive(singletable::Item, Debug, Clone, PartialEq)]
@@ -67,10 +73,13 @@ fn user(i: usize) -> v1::User {
 /// A table in the old design holding `n` users and a few notes, with the
 /// old design recorded.
 async fn seeded(client: &Client, n: usize) -> (String, Vec<v1::User>) {
+    seeded_with(client, (0..n).map(user).collect()).await
+}
+
+async fn seeded_with(client: &Client, users: Vec<v1::User>) -> (String, Vec<v1::User>) {
     let name = singletable_tests::unique_table_name("apply");
     let table = Table::new(client.clone(), old_design(&name));
     table.create_table().await.unwrap();
-    let users: Vec<v1::User> = (0..n).map(user).collect();
     for chunk in users.chunks(50) {
         futures::future::try_join_all(chunk.iter().map(|u| table.put(u))).await.unwrap();
     }
@@ -281,4 +290,74 @@ async fn a_new_table_is_created_with_its_settings() {
     assert_eq!(live.stream, Some(singletable::StreamView::NewAndOldImages));
     assert_eq!(live.indexes.len(), 1);
     assert!(plan(&client, &name, &design).await.changes.is_empty());
+}
+
+/// Counts the requests a client has in flight, and the most ever at once
+/// (all operations, and BatchWriteItem alone).
+#[derive(Debug, Default)]
+struct InFlight {
+    now: AtomicU64,
+    most: AtomicU64,
+    writes_now: AtomicU64,
+    writes_most: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct IsBatchWrite(bool);
+
+impl Storable for IsBatchWrite {
+    type Storer = StoreReplace<Self>;
+}
+
+#[derive(Debug)]
+struct CountInFlight(Arc<InFlight>);
+
+impl Intercept for CountInFlight {
+    fn name(&self) -> &'static str {
+        "CountInFlight"
+    }
+
+    fn read_before_execution(&self, context: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        let n = &self.0;
+        n.most.fetch_max(n.now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        let write = context.input().downcast_ref::<BatchWriteItemInput>().is_some();
+        if write {
+            n.writes_most.fetch_max(n.writes_now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        }
+        cfg.interceptor_state().store_put(IsBatchWrite(write));
+        Ok(())
+    }
+
+    fn read_after_execution(&self, _: &FinalizerInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+        if cfg.load::<IsBatchWrite>().is_some_and(|w| w.0) {
+            self.0.writes_now.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_stay_within_concurrency_and_spread_over_a_lopsided_segment() {
+    let base = singletable_tests::client().await;
+    let counts = Arc::new(InFlight::default());
+    let client = Client::from_conf(base.config().to_builder().interceptor(CountInFlight(counts.clone())).build());
+    // One partition: one of the four segments holds every user (the notes
+    // are elsewhere), as a table of a few big partitions scans.
+    let users: Vec<v1::User> = (0..400).map(|i| v1::User { org: "big".into(), ..user(i) }).collect();
+    let (table, users) = seeded_with(&client, users).await;
+    let new = new_design(&table);
+    let p = plan(&client, &table, &new).await;
+    counts.most.store(0, Ordering::SeqCst);
+    counts.writes_most.store(0, Ordering::SeqCst);
+
+    // A long lease: no heartbeat renewal during the test.
+    let opts = ApplyOptions { segments: 4, concurrency: Some(3), lease: std::time::Duration::from_secs(600), ..ApplyOptions::default() };
+    let report = Migrator::new(client.clone()).apply(&p, &opts, Arc::new(Quiet)).await.unwrap();
+    assert_eq!(report.moved, 400);
+    assert_all_moved(&client, &table, &users).await;
+    let (most, writes_most) = (counts.most.load(Ordering::SeqCst), counts.writes_most.load(Ordering::SeqCst));
+    assert!(most <= 3, "{most} requests were in flight at once; concurrency is 3");
+    // One request per segment would have kept this at 1.
+    assert!(writes_most >= 2, "the lopsided segment's writes went out one at a time ({writes_most} at most)");
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use futures::stream::{self, TryStreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::decide::{Item, ItemAction, Rules};
 use super::state::{Checkpoints, Lease, SegmentState};
-use super::write::{batch_write, delete_request, put_request, update_in_place, write_units, RateLimiter, UpdateOutcome};
+use super::write::{batch_write, delete_request, put_request, update_in_place, write_units, Budget, UpdateOutcome};
 use super::{ApplyOptions, ApplyReport, Event, Observer};
 use crate::ddb_json::{item_from_json, item_to_json};
 use crate::error::MigrateError;
@@ -70,24 +70,38 @@ pub(crate) async fn run(
         }
         None => (opts.segments.max(1), vec![SegmentState::default(); opts.segments.max(1) as usize]),
     };
-    let limiter = RateLimiter::new(opts.max_wcu);
+    let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(total));
     let counters = Counters::default();
     let expected: Option<u64> = (!plan.entities.is_empty()).then(|| plan.entities.iter().map(|e| e.items).sum());
     let rules = Rules::new(plan, &opts.defaults);
     let lease_lost = lease.watch();
 
     let segments = states.into_iter().enumerate().filter(|(_, s)| !s.done).map(|(segment, state)| {
-        let (limiter, counters, rules, observer, lease_lost) = (&limiter, &counters, &rules, observer.clone(), &lease_lost);
+        let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), &lease_lost);
         async move {
             let segment = segment as u32;
-            let mut start = state.resume_from;
+            let scan = |start: Option<Item>| async move {
+                let _slot = budget.slot().await;
+                scan_page(client, &plan.table, segment, total, start, Some(opts.page_size)).await
+            };
+            let mut page = scan(state.resume_from).await?;
             loop {
                 lease_lost.check()?;
                 if opts.cancel.load(Ordering::SeqCst) {
                     return Err(MigrateError::Interrupted { table: plan.table.clone() });
                 }
-                let (items, next) = scan_page(client, &plan.table, segment, total, start.clone(), Some(opts.page_size)).await?;
-                rewrite_page(client, &plan.table, items, rules, limiter, counters).await?;
+                let (items, next) = page;
+                // The next page is read while this one is written, so the
+                // scan's latency hides behind the writes. It may meet items
+                // this page is writing in their new form; those are kept.
+                let prefetch = async {
+                    match &next {
+                        Some(key) => scan(Some(key.clone())).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters), prefetch);
+                written?;
                 observer.event(Event::Progress {
                     scanned: counters.scanned.load(Ordering::Relaxed),
                     written: counters.written.load(Ordering::Relaxed),
@@ -96,10 +110,13 @@ pub(crate) async fn run(
                 // Saved only after every write of the page succeeded: a
                 // crash before this line redoes the page, which is harmless
                 // because items already in their new form are kept.
-                let state = SegmentState { done: next.is_none(), resume_from: next.clone() };
-                checkpoints.save(segment, total, &state).await?;
-                match next {
-                    Some(key) => start = Some(key),
+                let state = SegmentState { done: next.is_none(), resume_from: next };
+                {
+                    let _slot = budget.slot().await;
+                    checkpoints.save(segment, total, &state).await?;
+                }
+                match fetched? {
+                    Some(fetched) => page = fetched,
                     None => return Ok::<(), MigrateError>(()),
                 }
             }
@@ -127,7 +144,7 @@ async fn rewrite_page(
     table: &str,
     items: Vec<Item>,
     rules: &Rules<'_>,
-    limiter: &RateLimiter,
+    budget: &Budget,
     counters: &Counters,
 ) -> Result<(), MigrateError> {
     let pk_attr = &rules.new.pk_attr;
@@ -159,20 +176,21 @@ async fn rewrite_page(
     }
     // Every new item is written before any old one is deleted.
     if !puts.is_empty() {
-        batch_write(client, table, puts, put_units, limiter).await?;
+        batch_write(client, table, puts, put_units, budget).await?;
     }
     if !deletes.is_empty() {
         let units = deletes.len() as f64;
-        batch_write(client, table, deletes, units, limiter).await?;
+        batch_write(client, table, deletes, units, budget).await?;
     }
     counters.moved.fetch_add(moved, Ordering::Relaxed);
     counters.deleted.fetch_add(deleted, Ordering::Relaxed);
     counters.written.fetch_add(moved + deleted, Ordering::Relaxed);
 
+    // Unbounded here: the budget's slots bound the requests in flight.
     stream::iter(updates.into_iter().map(Ok::<_, MigrateError>))
-        .try_for_each_concurrent(8, |(mut key, mut set, mut remove, mut expect)| async move {
+        .try_for_each_concurrent(None, |(mut key, mut set, mut remove, mut expect)| async move {
             for _ in 0..5 {
-                match update_in_place(client, table, key.clone(), &set, &remove, &expect, limiter).await? {
+                match update_in_place(client, table, key.clone(), &set, &remove, &expect, budget).await? {
                     UpdateOutcome::Done => {
                         counters.updated.fetch_add(1, Ordering::Relaxed);
                         counters.written.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +199,7 @@ async fn rewrite_page(
                     UpdateOutcome::Conflict => {
                         // Someone wrote the item meanwhile: read it again and
                         // decide afresh from what it holds now.
+                        let _slot = budget.slot().await;
                         let fresh = client
                             .get_item()
                             .table_name(table)
@@ -217,6 +236,7 @@ pub(crate) async fn export(
     removed: &HashSet<&str>,
     path: &Path,
     segments: u32,
+    in_flight: u32,
 ) -> Result<u64, MigrateError> {
     let io = |e: std::io::Error| MigrateError::Io { path: path.display().to_string(), source: e };
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
@@ -243,7 +263,7 @@ pub(crate) async fn export(
             }
         }
     });
-    futures::future::try_join_all(tasks).await?;
+    stream::iter(tasks).buffer_unordered(in_flight.max(1) as usize).try_collect::<()>().await?;
     let mut writer = out.into_inner().expect("export writer");
     writer.flush().map_err(io)?;
     writer.get_ref().sync_all().map_err(io)?;
@@ -254,7 +274,8 @@ pub(crate) async fn export(
 pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result<u64, MigrateError> {
     let io = |e: std::io::Error| MigrateError::Io { path: path.display().to_string(), source: e };
     let file = std::fs::File::open(path).map_err(io)?;
-    let limiter = RateLimiter::new(None);
+    // One batch at a time: a restore is rare and not worth a table's burst.
+    let budget = Budget::new(None, 1);
     let mut batch = Vec::new();
     let mut seen = HashSet::new();
     let mut written = 0;
@@ -274,13 +295,13 @@ pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result
         batch.push(put_request(item));
         if batch.len() == 25 {
             written += batch.len() as u64;
-            batch_write(client, table, std::mem::take(&mut batch), 25.0, &limiter).await?;
+            batch_write(client, table, std::mem::take(&mut batch), 25.0, &budget).await?;
         }
     }
     if !batch.is_empty() {
         written += batch.len() as u64;
         let units = batch.len() as f64;
-        batch_write(client, table, batch, units, &limiter).await?;
+        batch_write(client, table, batch, units, &budget).await?;
     }
     Ok(written)
 }

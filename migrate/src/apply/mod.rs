@@ -4,8 +4,9 @@
 //! same table fails fast), checkpointed per scan segment (a crash, `kill
 //! -9` or Ctrl-C resumes where it stopped), idempotent (an item already in
 //! its new form is left alone, so re-running a finished apply changes
-//! nothing), parallel (scan segments), rate-limited (a write-capacity
-//! budget) and verified (counts and template conformance per entity).
+//! nothing), parallel (scan segments, and a pool of requests in flight
+//! shared by all of them), rate-limited (a write-capacity budget) and
+//! verified (counts and template conformance per entity).
 //!
 //! A key move writes the new item before deleting the old one, so at no
 //! instant does an item exist in neither form. Index-only changes update
@@ -48,6 +49,12 @@ pub struct ApplyOptions {
     /// Parallel scan segments (a resumed apply keeps the count it started
     /// with).
     pub segments: u32,
+    /// Requests in flight at once (scan pages, batch writes, updates), over
+    /// all segments together; `None`: one per segment. The writes of a page
+    /// spread over every free slot, so a segment holding most of the table
+    /// (segments split by partition key, and single-table designs often
+    /// have a few big partitions) does not leave the other slots idle.
+    pub concurrency: Option<u32>,
     /// Write budget in write capacity units per second (`None`: as fast as
     /// the table takes it).
     pub max_wcu: Option<f64>,
@@ -72,6 +79,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             segments: 4,
+            concurrency: None,
             max_wcu: None,
             allow_destroy: false,
             export_dir: PathBuf::from("."),
@@ -81,6 +89,14 @@ impl Default for ApplyOptions {
             page_size: 500,
             cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+}
+
+impl ApplyOptions {
+    /// Requests in flight at once: [`concurrency`](Self::concurrency), or
+    /// one per segment.
+    pub fn in_flight(&self) -> u32 {
+        self.concurrency.unwrap_or(self.segments).max(1)
     }
 }
 
@@ -289,7 +305,7 @@ impl Migrator {
                     if !removed.is_empty() {
                         step(format!("export items of removed entities before deleting them ({})", removed.iter().copied().collect::<Vec<_>>().join(", ")));
                         let path = opts.export_dir.join(format!("{}-{migration}-removed.jsonl", plan.table));
-                        backfill::export(&self.client, plan, &removed, &path, opts.segments).await?;
+                        backfill::export(&self.client, plan, &removed, &path, opts.segments, opts.in_flight()).await?;
                         report.exports.push(path);
                     }
                     step("rewrite items (parallel scan)".to_string());
@@ -303,7 +319,7 @@ impl Migrator {
             total,
             text: "verify every item against the new design, then record the design in the table".to_string(),
         });
-        let verification = verify::verify(&self.client, plan, opts.segments).await?;
+        let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight()).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
         // The backfill's checkpoints go before anything else happens, as

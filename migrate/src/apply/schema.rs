@@ -15,7 +15,7 @@ use singletable::{Table, TableDesign, TableIndex};
 
 use super::backfill::scan_page;
 use super::decide::{Item, Target};
-use super::write::{batch_write, put_request, write_units, RateLimiter};
+use super::write::{batch_write, put_request, write_units, Budget};
 use super::{ApplyOptions, ApplyReport, Event, Observer};
 use crate::error::MigrateError;
 use crate::live::describe;
@@ -197,16 +197,19 @@ pub(crate) async fn copy_to_new_table(
         .into_iter()
         .chain(old.indexes.iter().flat_map(|i| std::iter::once(i.pk_attr.as_str()).chain(i.sk_attr.as_deref())))
         .collect();
-    let limiter = RateLimiter::new(opts.max_wcu);
     let segments = opts.segments.max(1);
+    let budget = Budget::new(opts.max_wcu, opts.in_flight());
     let (copied, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
     let entity_attr = new.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
     let tasks = (0..segments).map(|segment| {
-        let (limiter, copied, skipped, old_keys, entity_attr, observer) = (&limiter, &copied, &skipped, &old_keys, &entity_attr, observer.clone());
+        let (budget, copied, skipped, old_keys, entity_attr, observer) = (&budget, &copied, &skipped, &old_keys, &entity_attr, observer.clone());
         async move {
             let mut start = None;
             loop {
-                let (items, next) = scan_page(client, from, segment, segments, start, Some(opts.page_size)).await?;
+                let (items, next) = {
+                    let _slot = budget.slot().await;
+                    scan_page(client, from, segment, segments, start, Some(opts.page_size)).await?
+                };
                 let mut puts = Vec::new();
                 let mut units = 0.0;
                 for item in items {
@@ -227,7 +230,7 @@ pub(crate) async fn copy_to_new_table(
                 }
                 let n = puts.len() as u64;
                 if !puts.is_empty() {
-                    batch_write(client, to, puts, units, limiter).await?;
+                    batch_write(client, to, puts, units, budget).await?;
                 }
                 let done = copied.fetch_add(n, Ordering::Relaxed) + n;
                 observer.event(Event::Progress { scanned: done, written: done, total: None });
@@ -248,7 +251,7 @@ pub(crate) async fn copy_to_new_table(
 
     observer.event(Event::Step { number: 3, total: 3, text: format!("verify `{to}`") });
     let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new(), defaults: plan.defaults.clone() };
-    let verification = super::verify::verify(client, &copy_plan, segments).await?;
+    let verification = super::verify::verify(client, &copy_plan, segments, opts.in_flight()).await?;
     let problems = verification.problems.clone();
     report.verification = Some(verification);
     if !problems.is_empty() {

@@ -2,8 +2,7 @@
 //! the lock (a lease with heartbeat and expiry) and per-segment
 //! checkpoints, so a crashed or interrupted apply resumes where it stopped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -41,12 +40,14 @@ impl Reserved {
 }
 
 /// A held migration lock; released on [`Lease::release`]. The heartbeat
-/// renews it; if renewal fails the lease is marked lost and the apply
-/// stops at its next page rather than race a second apply.
+/// renews it; if renewal keeps failing until the lease is close to
+/// expiring (or another apply took it), the lease is marked lost and the
+/// apply stops at its next page rather than race a second apply.
 pub(crate) struct Lease {
     at: Reserved,
     owner: String,
-    lost: Arc<AtomicBool>,
+    /// Why the lease was lost, once it is.
+    lost: Arc<OnceLock<String>>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -97,29 +98,53 @@ impl Lease {
             }
             Err(e) => return Err(MigrateError::dynamo("PutItem (lock)", &at.table, e)),
         }
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(OnceLock::new());
         let heartbeat = {
             let (at, owner, lost) = (at.clone(), owner.to_string(), lost.clone());
+            let lease_ms = lease.as_millis() as u64;
             tokio::spawn(async move {
-                let every = lease / 3;
+                let mut expires = expires;
                 loop {
-                    tokio::time::sleep(every).await;
-                    let renewed = at
-                        .client
-                        .update_item()
-                        .table_name(&at.table)
-                        .set_key(Some(at.key(LOCK_SK)))
-                        .update_expression("SET #exp = :exp")
-                        .condition_expression("#owner = :owner")
-                        .expression_attribute_names("#exp", "expires_at_ms")
-                        .expression_attribute_names("#owner", "owner")
-                        .expression_attribute_values(":exp", n(now_ms() + lease.as_millis() as u64))
-                        .expression_attribute_values(":owner", s(&owner))
-                        .send()
-                        .await;
-                    if renewed.is_err() {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
+                    tokio::time::sleep(lease / 3).await;
+                    let mut attempt = 0u32;
+                    loop {
+                        let renewed_until = now_ms() + lease_ms;
+                        // Another apply may take the lock once it has
+                        // expired: give up a sixth of the lease before that.
+                        let deadline = expires.saturating_sub(lease_ms / 6);
+                        let request = at
+                            .client
+                            .update_item()
+                            .table_name(&at.table)
+                            .set_key(Some(at.key(LOCK_SK)))
+                            .update_expression("SET #exp = :exp")
+                            .condition_expression("#owner = :owner")
+                            .expression_attribute_names("#exp", "expires_at_ms")
+                            .expression_attribute_names("#owner", "owner")
+                            .expression_attribute_values(":exp", n(renewed_until))
+                            .expression_attribute_values(":owner", s(&owner))
+                            .send();
+                        let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                        let why = match tokio::time::timeout(wait, request).await {
+                            Ok(Ok(_)) => {
+                                expires = renewed_until;
+                                break;
+                            }
+                            Ok(Err(e)) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                                let _ = lost.set("another apply holds it now".to_string());
+                                return;
+                            }
+                            Ok(Err(e)) => MigrateError::dynamo("UpdateItem (lock)", &at.table, e).to_string(),
+                            Err(_) => "the renewal did not answer in time".to_string(),
+                        };
+                        // A failed request (a timeout, a busy server) is
+                        // tried again while there is time.
+                        if now_ms() >= deadline {
+                            let _ = lost.set(format!("could not renew it before it expired: {why}"));
+                            return;
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(lease_ms / 12).max(10))).await;
                     }
                 }
             })
@@ -152,15 +177,15 @@ impl Lease {
 /// Tells whether the lease is still held.
 pub(crate) struct LeaseWatch {
     table: String,
-    lost: Arc<AtomicBool>,
+    lost: Arc<OnceLock<String>>,
 }
 
 impl LeaseWatch {
     /// Fails once the lease could not be renewed.
     pub fn check(&self) -> Result<(), MigrateError> {
-        if self.lost.load(Ordering::SeqCst) {
+        if let Some(why) = self.lost.get() {
             return Err(MigrateError::Other(format!(
-                "lost the migration lock of table `{}` (heartbeat failed); stopping so two applies never run at once",
+                "lost the migration lock of table `{}` ({why}); stopping so two applies never run at once",
                 self.table
             )));
         }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::{EntityDesign, TableDesign};
 
 use super::backfill::scan_page;
@@ -52,8 +53,9 @@ pub fn nonconformance(design: &EntityDesign, table: &TableDesign, old: Option<&T
     None
 }
 
-/// Scans the whole table and checks it against `plan.to`.
-pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32) -> Result<VerifyReport, MigrateError> {
+/// Scans the whole table and checks it against `plan.to`, with at most
+/// `in_flight` segments scanned at once.
+pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32, in_flight: u32) -> Result<VerifyReport, MigrateError> {
     let segments = segments.max(1);
     let design = &plan.to;
     let entity_attr = design.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
@@ -101,7 +103,7 @@ pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32) -> Resul
             }
         }
     });
-    futures::future::try_join_all(tasks).await?;
+    stream::iter(tasks).buffer_unordered(in_flight.max(1) as usize).try_collect::<()>().await?;
     let (counts, unknown, mut problems) = found.into_inner().expect("verify state");
     // Counts from the plan's scan: no item may have gone missing.
     for report in &plan.entities {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
 use super::decide::Item;
 use crate::error::MigrateError;
@@ -52,6 +52,35 @@ impl RateLimiter {
     }
 }
 
+/// What every request of an apply draws on: a slot among the requests
+/// allowed in flight at once, and (for writes) capacity from the rate
+/// budget. One `Budget` serves every segment, so the writes of a page of a
+/// large segment spread over all slots instead of waiting behind one
+/// another while small segments' slots sit idle (a table of a few big
+/// partitions scans very unevenly: segments split by partition key).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limiter: Arc<RateLimiter>,
+    slots: Semaphore,
+}
+
+impl Budget {
+    pub fn new(max_wcu: Option<f64>, in_flight: u32) -> Self {
+        Budget { limiter: RateLimiter::new(max_wcu), slots: Semaphore::new(in_flight.max(1) as usize) }
+    }
+
+    /// Waits for a free request slot; the request is in flight while the
+    /// permit lives.
+    pub async fn slot(&self) -> SemaphorePermit<'_> {
+        self.slots.acquire().await.expect("the slots are never closed")
+    }
+
+    /// Waits until `units` write units may be spent.
+    pub async fn units(&self, units: f64) {
+        self.limiter.acquire(units).await
+    }
+}
+
 /// DynamoDB's write units for an item: 1 per started KB.
 pub(crate) fn write_units(item: &Item) -> f64 {
     singletable::item_size(item).div_ceil(1024).max(1) as f64
@@ -72,44 +101,51 @@ fn is_throttling<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> boo
     )
 }
 
-/// Sends puts or deletes in batches of 25, resubmitting unprocessed
-/// requests with backoff until all are written or the bound is reached.
+/// Sends puts or deletes in batches of 25, as many at once as `budget`
+/// has slots, resubmitting unprocessed requests with backoff until all are
+/// written or the bound is reached. Returns when every batch is written
+/// (so a caller's deletes can follow its puts).
 pub(crate) async fn batch_write(
     client: &Client,
     table: &str,
     requests: Vec<WriteRequest>,
     units: f64,
-    limiter: &RateLimiter,
+    budget: &Budget,
 ) -> Result<(), MigrateError> {
-    for chunk in requests.chunks(25) {
-        limiter.acquire(units * chunk.len() as f64 / requests.len().max(1) as f64).await;
-        let mut pending: Vec<WriteRequest> = chunk.to_vec();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let result = client
-                .batch_write_item()
-                .request_items(table, std::mem::take(&mut pending))
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    pending = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
-                }
-                Err(e) if e.as_service_error().is_some_and(is_throttling) && attempt < MAX_ATTEMPTS => {
-                    pending = chunk.to_vec();
-                }
-                Err(e) => return Err(MigrateError::dynamo("BatchWriteItem", table, e)),
+    let per_request = units / requests.len().max(1) as f64;
+    let chunks = requests.chunks(25).map(|chunk| write_chunk(client, table, chunk, per_request * chunk.len() as f64, budget));
+    futures::future::try_join_all(chunks).await?;
+    Ok(())
+}
+
+async fn write_chunk(client: &Client, table: &str, chunk: &[WriteRequest], units: f64, budget: &Budget) -> Result<(), MigrateError> {
+    budget.units(units).await;
+    let mut pending: Vec<WriteRequest> = chunk.to_vec();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let result = {
+            let _slot = budget.slot().await;
+            client.batch_write_item().request_items(table, std::mem::take(&mut pending)).send().await
+        };
+        match result {
+            Ok(out) => {
+                pending = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
             }
-            if !pending.is_empty() {
-                attempt += 1;
-                if attempt > MAX_ATTEMPTS {
-                    return Err(MigrateError::Other(format!(
-                        "BatchWriteItem on table `{table}`: {} requests still unprocessed after {MAX_ATTEMPTS} attempts",
-                        pending.len()
-                    )));
-                }
-                backoff(attempt).await;
+            Err(e) if e.as_service_error().is_some_and(is_throttling) && attempt < MAX_ATTEMPTS => {
+                pending = chunk.to_vec();
             }
+            Err(e) => return Err(MigrateError::dynamo("BatchWriteItem", table, e)),
+        }
+        if !pending.is_empty() {
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(MigrateError::Other(format!(
+                    "BatchWriteItem on table `{table}`: {} requests still unprocessed after {MAX_ATTEMPTS} attempts",
+                    pending.len()
+                )));
+            }
+            // Backing off frees the slot for others.
+            backoff(attempt).await;
         }
     }
     Ok(())
@@ -139,7 +175,7 @@ pub(crate) async fn update_in_place(
     set: &[(String, AttributeValue)],
     remove: &[String],
     expect: &[(String, Option<AttributeValue>)],
-    limiter: &RateLimiter,
+    budget: &Budget,
 ) -> Result<UpdateOutcome, MigrateError> {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
@@ -177,17 +213,20 @@ pub(crate) async fn update_in_place(
     }
     let mut attempt = 0;
     loop {
-        limiter.acquire(1.0).await;
-        let result = client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(key.clone()))
-            .update_expression(expression.trim())
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(Some(names.clone()))
-            .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
-            .send()
-            .await;
+        budget.units(1.0).await;
+        let result = {
+            let _slot = budget.slot().await;
+            client
+                .update_item()
+                .table_name(table)
+                .set_key(Some(key.clone()))
+                .update_expression(expression.trim())
+                .condition_expression(conditions.join(" AND "))
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+                .send()
+                .await
+        };
         match result {
             Ok(_) => return Ok(UpdateOutcome::Done),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
