@@ -671,7 +671,7 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
         }
         let total = |w: Who| cpu(w).1.map(|s| s + cpu(w).0);
         if let (Some(apply), Some(b)) = (total(Who::Apply), total(Who::Hand)) {
-            let naive = total(Who::Naive).map_or(String::new(), |a| format!(", (a) {:.2}x", a / apply));
+            let naive = mean(Who::Naive).and_then(|_| total(Who::Naive)).map_or(String::new(), |a| format!(", (a) {:.2}x", a / apply));
             println!("  cpu per item (client + server) relative to apply: (b) {:.2}x{naive}", b / apply);
         }
         println!("  ({})", loadavg());

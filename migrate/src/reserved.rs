@@ -102,11 +102,7 @@ pub async fn record_design(client: &Client, design: &TableDesign, table: &str) -
             "table `{table}`: the design is {size} bytes as a reserved item; DynamoDB allows at most {MAX_ITEM_BYTES}"
         )));
     }
-    client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .send()
+    crate::apply::retrying(|| client.put_item().table_name(table).set_item(Some(item.clone())).send())
         .await
         .map_err(|e| MigrateError::dynamo("PutItem", table, e))?;
     Ok(())

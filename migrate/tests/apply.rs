@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::config::interceptors::{BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
@@ -211,6 +212,20 @@ async fn an_interrupted_apply_resumes_from_its_checkpoints() {
     assert!(leftovers.is_empty(), "checkpoints are cleared after success");
 }
 
+/// Waits (up to 4 s) until an apply holds the lock of `table`; returns the
+/// lock item's key.
+async fn wait_for_lock(client: &Client, table: &str) -> HashMap<String, AttributeValue> {
+    let lock_key = singletable_migrate::reserved::reserved_key("pk", "sk", singletable_migrate::reserved::LOCK_SK);
+    for _ in 0..200 {
+        let held = client.get_item().table_name(table).set_key(Some(lock_key.clone())).consistent_read(true).send().await.unwrap();
+        if held.item.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    lock_key
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_concurrent_apply_is_refused() {
     let client = singletable_tests::client().await;
@@ -224,14 +239,7 @@ async fn a_second_concurrent_apply_is_refused() {
         tokio::spawn(async move { Migrator::new(client).apply(&p, &slow, Arc::new(Quiet)).await })
     };
     // Once the first holds the lock, a second apply fails fast.
-    let lock_key = singletable_migrate::reserved::reserved_key("pk", "sk", singletable_migrate::reserved::LOCK_SK);
-    for _ in 0..200 {
-        let held = client.get_item().table_name(&table).set_key(Some(lock_key.clone())).consistent_read(true).send().await.unwrap();
-        if held.item.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_lock(&client, &table).await;
     let second = ApplyOptions { owner: "second".into(), ..ApplyOptions::default() };
     let mut p2 = p.clone();
     p2.fingerprint.clear();
@@ -360,4 +368,92 @@ async fn requests_in_flight_stay_within_concurrency_and_spread_over_a_lopsided_s
     assert!(most <= 3, "{most} requests were in flight at once; concurrency is 3");
     // One request per segment would have kept this at 1.
     assert!(writes_most >= 2, "the lopsided segment's writes went out one at a time ({writes_most} at most)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_whose_lock_was_taken_stops() {
+    let client = singletable_tests::client().await;
+    let (table, _) = seeded(&client, 300).await;
+    let p = plan(&client, &table, &new_design(&table)).await;
+    // Slow (a small write budget) and a short lease, so the heartbeat
+    // meets the intruder soon.
+    let opts = ApplyOptions {
+        max_wcu: Some(100.0),
+        page_size: 25,
+        lease: std::time::Duration::from_secs(1),
+        owner: "first".into(),
+        ..ApplyOptions::default()
+    };
+    let first = {
+        let (client, p) = (client.clone(), p.clone());
+        tokio::spawn(async move { Migrator::new(client).apply(&p, &opts, Arc::new(Quiet)).await })
+    };
+    let lock_key = wait_for_lock(&client, &table).await;
+    // What an operator deleting a "stuck" lock and starting another apply
+    // would do: the lock now names someone else.
+    let mut intruder = lock_key.clone();
+    intruder.insert("owner".into(), AttributeValue::S("intruder".into()));
+    intruder.insert("expires_at_ms".into(), AttributeValue::N("9999999999999".into()));
+    // DynamoDB Local answers InternalFailure at times to a PutItem on a
+    // table whose index was just created; try again.
+    for attempt in 1.. {
+        match client.put_item().table_name(&table).set_item(Some(intruder.clone())).send().await {
+            Ok(_) => break,
+            Err(e) if attempt < 20 => {
+                eprintln!("intruder lock, attempt {attempt}: {e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    let err = first.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("another apply holds it now"), "{err}");
+    let moved = scan_all(&client, &table).await.into_iter().filter(|i| i["pk"].as_s().unwrap().starts_with("TENANT#")).count();
+    assert!(moved < 300, "the apply stopped part-way, not after moving all ({moved})");
+    let lock = client.get_item().table_name(&table).set_key(Some(lock_key)).consistent_read(true).send().await.unwrap().item.unwrap();
+    assert_eq!(lock["owner"].as_s().unwrap(), "intruder", "the stopped apply leaves the other's lock alone");
+}
+
+/// Fails the first `fail` lock renewals (the heartbeat's UpdateItem), as
+/// a server too busy to answer in time would.
+#[derive(Debug)]
+struct FailRenewals {
+    fail: AtomicU64,
+    seen: Arc<AtomicU64>,
+}
+
+impl Intercept for FailRenewals {
+    fn name(&self) -> &'static str {
+        "FailRenewals"
+    }
+
+    fn read_before_execution(&self, context: &BeforeSerializationInterceptorContextRef<'_>, _: &mut ConfigBag) -> Result<(), BoxError> {
+        let renewal = context.input().downcast_ref::<UpdateItemInput>().and_then(|u| u.update_expression.as_deref()) == Some("SET #exp = :exp");
+        if renewal {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+            if self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err("injected: the lock renewal got no answer".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_lock_renewals_pause_the_apply_instead_of_ending_it() {
+    let base = singletable_tests::client().await;
+    let (table, users) = seeded(&base, 300).await;
+    let p = plan(&base, &table, &new_design(&table)).await;
+    let seen = Arc::new(AtomicU64::new(0));
+    let client = Client::from_conf(base.config().to_builder().interceptor(FailRenewals { fail: AtomicU64::new(6), seen: seen.clone() }).build());
+    // A 1 s lease renewed every 333 ms: six failed renewals (retried after
+    // 50, 100, 150, 166, 166 ms) leave the lease unconfirmed past its
+    // last sixth, so the workers wait for the seventh, which succeeds.
+    // About 3 s of writes under the budget keep the apply running that long.
+    let opts = ApplyOptions { max_wcu: Some(150.0), page_size: 25, lease: std::time::Duration::from_secs(1), ..ApplyOptions::default() };
+    let report = Migrator::new(client.clone()).apply(&p, &opts, Arc::new(Quiet)).await.unwrap();
+    assert_eq!(report.moved, 300);
+    assert!(seen.load(Ordering::SeqCst) >= 7, "the heartbeat renewed after the failures ({} renewals)", seen.load(Ordering::SeqCst));
+    assert_all_moved(&base, &table, &users).await;
 }

@@ -1,7 +1,7 @@
 //! The backfill: a parallel scan that rewrites every item whose keys
 //! change, one checkpointed page at a time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,34 @@ use crate::error::MigrateError;
 use crate::plan::Plan;
 use crate::reserved::is_reserved_in;
 
-/// Scans one page of one segment (strongly consistent).
+/// The attributes a scan returns when not whole items.
+#[derive(Debug, Clone)]
+pub(crate) struct Projection {
+    expression: String,
+    names: HashMap<String, String>,
+}
+
+impl Projection {
+    pub fn new<'a>(attrs: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut names = HashMap::new();
+        let mut placeholders = Vec::new();
+        for attr in attrs {
+            if names.values().all(|a| a != attr) {
+                let placeholder = format!("#p{}", names.len());
+                placeholders.push(placeholder.clone());
+                names.insert(placeholder, attr.to_string());
+            }
+        }
+        Projection { expression: placeholders.join(", "), names }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// Scans one page of one segment (strongly consistent), whole items or
+/// the `projection`'s attributes.
 pub(crate) async fn scan_page(
     client: &Client,
     table: &str,
@@ -28,6 +55,7 @@ pub(crate) async fn scan_page(
     total: u32,
     start: Option<Item>,
     limit: Option<i32>,
+    projection: Option<&Projection>,
 ) -> Result<(Vec<Item>, Option<Item>), MigrateError> {
     let out = client
         .scan()
@@ -37,6 +65,8 @@ pub(crate) async fn scan_page(
         .consistent_read(true)
         .set_limit(limit)
         .set_exclusive_start_key(start)
+        .set_projection_expression(projection.map(|p| p.expression.clone()))
+        .set_expression_attribute_names(projection.map(|p| p.names.clone()))
         .send()
         .await
         .map_err(|e| MigrateError::dynamo("Scan", table, e))?;
@@ -82,11 +112,11 @@ pub(crate) async fn run(
             let segment = segment as u32;
             let scan = |start: Option<Item>| async move {
                 let _slot = budget.slot().await;
-                scan_page(client, &plan.table, segment, total, start, Some(opts.page_size)).await
+                scan_page(client, &plan.table, segment, total, start, Some(opts.page_size), None).await
             };
             let mut page = scan(state.resume_from).await?;
             loop {
-                lease_lost.check()?;
+                lease_lost.check().await?;
                 if opts.cancel.load(Ordering::SeqCst) {
                     return Err(MigrateError::Interrupted { table: plan.table.clone() });
                 }
@@ -248,7 +278,7 @@ pub(crate) async fn export(
         async move {
             let mut start = None;
             loop {
-                let (items, next) = scan_page(client, &plan.table, segment, segments.max(1), start, None).await?;
+                let (items, next) = scan_page(client, &plan.table, segment, segments.max(1), start, None, None).await?;
                 for item in items {
                     if matches!(item.get(entity_attr), Some(AttributeValue::S(e)) if removed.contains(e.as_str())) {
                         let line = serde_json::to_string(&item_to_json(&item)).expect("JSON of an item");

@@ -1,7 +1,8 @@
 //! Applying a plan: the [`Migrator`].
 //!
 //! Apply is locked (a lease item with heartbeat, so a second apply on the
-//! same table fails fast), checkpointed per scan segment (a crash, `kill
+//! same table fails fast; workers pause while the lease is unconfirmed and
+//! stop if another apply took it), checkpointed per scan segment (a crash, `kill
 //! -9` or Ctrl-C resumes where it stopped), idempotent (an item already in
 //! its new form is left alone, so re-running a finished apply changes
 //! nothing), parallel (scan segments, and a pool of requests in flight
@@ -34,6 +35,7 @@ use aws_sdk_dynamodb::Client;
 use singletable::TableDesign;
 
 pub use decide::Defaults;
+pub(crate) use write::retrying;
 pub use verify::VerifyReport;
 
 use crate::error::MigrateError;

@@ -2,13 +2,15 @@
 //! the lock (a lease with heartbeat and expiry) and per-segment
 //! checkpoints, so a crashed or interrupted apply resumes where it stopped.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::decide::Item;
+use super::write::retrying;
 use crate::error::MigrateError;
 use crate::reserved::{checkpoint_sk, reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
 
@@ -40,15 +42,31 @@ impl Reserved {
 }
 
 /// A held migration lock; released on [`Lease::release`]. The heartbeat
-/// renews it; if renewal keeps failing until the lease is close to
-/// expiring (or another apply took it), the lease is marked lost and the
-/// apply stops at its next page rather than race a second apply.
+/// renews it every third of the lease. Work proceeds only while the lock
+/// is known to be held for a while yet ([`LeaseWatch::check`]): when
+/// renewals answer late (a busy server) the apply pauses until one
+/// succeeds, and it stops if another apply took the lock or no renewal
+/// succeeded for a whole lease past its expiry, rather than race a second
+/// apply.
 pub(crate) struct Lease {
     at: Reserved,
     owner: String,
-    /// Why the lease was lost, once it is.
-    lost: Arc<OnceLock<String>>,
+    state: Arc<LeaseState>,
+    lease_ms: u64,
     heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// What the heartbeat tells the workers.
+#[derive(Debug, Default)]
+struct LeaseState {
+    /// Until when (ms since the epoch) the lock is surely ours: each value
+    /// is taken before the write that sets it, so it never runs ahead of
+    /// the expiry DynamoDB holds.
+    valid_until: AtomicU64,
+    /// Why the lock is lost, once it is.
+    lost: OnceLock<String>,
+    /// The last failed renewal, for the message if renewals keep failing.
+    last_error: Mutex<Option<String>>,
 }
 
 impl Lease {
@@ -98,21 +116,17 @@ impl Lease {
             }
             Err(e) => return Err(MigrateError::dynamo("PutItem (lock)", &at.table, e)),
         }
-        let lost = Arc::new(OnceLock::new());
+        let state = Arc::new(LeaseState { valid_until: AtomicU64::new(expires), ..LeaseState::default() });
+        let lease_ms = lease.as_millis() as u64;
         let heartbeat = {
-            let (at, owner, lost) = (at.clone(), owner.to_string(), lost.clone());
-            let lease_ms = lease.as_millis() as u64;
+            let (at, owner, state) = (at.clone(), owner.to_string(), state.clone());
             tokio::spawn(async move {
-                let mut expires = expires;
                 loop {
                     tokio::time::sleep(lease / 3).await;
                     let mut attempt = 0u32;
                     loop {
                         let renewed_until = now_ms() + lease_ms;
-                        // Another apply may take the lock once it has
-                        // expired: give up a sixth of the lease before that.
-                        let deadline = expires.saturating_sub(lease_ms / 6);
-                        let request = at
+                        let renewed = at
                             .client
                             .update_item()
                             .table_name(&at.table)
@@ -123,38 +137,37 @@ impl Lease {
                             .expression_attribute_names("#owner", "owner")
                             .expression_attribute_values(":exp", n(renewed_until))
                             .expression_attribute_values(":owner", s(&owner))
-                            .send();
-                        let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
-                        let why = match tokio::time::timeout(wait, request).await {
-                            Ok(Ok(_)) => {
-                                expires = renewed_until;
+                            .send()
+                            .await;
+                        match renewed {
+                            // Even a late answer proves the lock was still
+                            // ours: the condition holds only if no one else
+                            // took it meanwhile.
+                            Ok(_) => {
+                                state.valid_until.fetch_max(renewed_until, Ordering::SeqCst);
                                 break;
                             }
-                            Ok(Err(e)) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                                let _ = lost.set("another apply holds it now".to_string());
+                            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                                let _ = state.lost.set("another apply holds it now".to_string());
                                 return;
                             }
-                            Ok(Err(e)) => MigrateError::dynamo("UpdateItem (lock)", &at.table, e).to_string(),
-                            Err(_) => "the renewal did not answer in time".to_string(),
-                        };
-                        // A failed request (a timeout, a busy server) is
-                        // tried again while there is time.
-                        if now_ms() >= deadline {
-                            let _ = lost.set(format!("could not renew it before it expired: {why}"));
-                            return;
+                            Err(e) => {
+                                let error = MigrateError::dynamo("UpdateItem (lock)", &at.table, e).to_string();
+                                *state.last_error.lock().expect("lease state") = Some(error);
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(lease_ms / 6).max(10))).await;
+                            }
                         }
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(lease_ms / 12).max(10))).await;
                     }
                 }
             })
         };
-        Ok(Lease { at: at.clone(), owner: owner.to_string(), lost, heartbeat })
+        Ok(Lease { at: at.clone(), owner: owner.to_string(), state, lease_ms, heartbeat })
     }
 
-    /// A handle the backfill tasks check between pages.
+    /// A handle the workers check between pages.
     pub fn watch(&self) -> LeaseWatch {
-        LeaseWatch { table: self.at.table.clone(), lost: self.lost.clone() }
+        LeaseWatch { table: self.at.table.clone(), state: self.state.clone(), lease_ms: self.lease_ms }
     }
 
     pub async fn release(self) -> Result<(), MigrateError> {
@@ -174,22 +187,44 @@ impl Lease {
     }
 }
 
-/// Tells whether the lease is still held.
+/// Tells whether work may go on under the lease.
 pub(crate) struct LeaseWatch {
     table: String,
-    lost: Arc<OnceLock<String>>,
+    state: Arc<LeaseState>,
+    lease_ms: u64,
 }
 
 impl LeaseWatch {
-    /// Fails once the lease could not be renewed.
-    pub fn check(&self) -> Result<(), MigrateError> {
-        if let Some(why) = self.lost.get() {
-            return Err(MigrateError::Other(format!(
+    /// Returns once the lock is held for a sixth of the lease yet (at
+    /// once, normally; after the next renewal when renewals answer late).
+    /// Fails once the lock is lost, or when no renewal succeeded for a
+    /// whole lease past its expiry.
+    pub async fn check(&self) -> Result<(), MigrateError> {
+        let lost = |why: &str| {
+            MigrateError::Other(format!(
                 "lost the migration lock of table `{}` ({why}); stopping so two applies never run at once",
                 self.table
-            )));
+            ))
+        };
+        loop {
+            if let Some(why) = self.state.lost.get() {
+                return Err(lost(why));
+            }
+            let (now, until) = (now_ms(), self.state.valid_until.load(Ordering::SeqCst));
+            if now + self.lease_ms / 6 < until {
+                return Ok(());
+            }
+            if now > until + self.lease_ms {
+                let last = self.state.last_error.lock().expect("lease state").clone();
+                let why = format!(
+                    "no renewal succeeded for {:.1} s: {}",
+                    (now - until + self.lease_ms) as f64 / 1000.0,
+                    last.as_deref().unwrap_or("no answer")
+                );
+                return Err(lost(&why));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(())
     }
 }
 
@@ -269,12 +304,7 @@ impl Checkpoints {
             item.insert("resume_from".into(), AttributeValue::M(key.clone()));
         }
         item.insert("saved_at_ms".into(), n(now_ms()));
-        self.at
-            .client
-            .put_item()
-            .table_name(&self.at.table)
-            .set_item(Some(item))
-            .send()
+        retrying(|| self.at.client.put_item().table_name(&self.at.table).set_item(Some(item.clone())).send())
             .await
             .map_err(|e| MigrateError::dynamo("PutItem (checkpoint)", &self.at.table, e))?;
         Ok(())
@@ -283,12 +313,8 @@ impl Checkpoints {
     /// Deletes every checkpoint of this migration.
     pub async fn clear(&self, total: u32) -> Result<(), MigrateError> {
         for segment in 0..total {
-            self.at
-                .client
-                .delete_item()
-                .table_name(&self.at.table)
-                .set_key(Some(self.at.key(&checkpoint_sk(&self.migration, segment))))
-                .send()
+            let key = self.at.key(&checkpoint_sk(&self.migration, segment));
+            retrying(|| self.at.client.delete_item().table_name(&self.at.table).set_key(Some(key.clone())).send())
                 .await
                 .map_err(|e| MigrateError::dynamo("DeleteItem (checkpoint)", &self.at.table, e))?;
         }

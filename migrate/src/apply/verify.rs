@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::{EntityDesign, TableDesign};
 
-use super::backfill::scan_page;
+use super::backfill::{scan_page, Projection};
 use super::decide::Item;
 use crate::error::MigrateError;
 use crate::plan::{Change, Plan};
@@ -53,6 +53,22 @@ pub fn nonconformance(design: &EntityDesign, table: &TableDesign, old: Option<&T
     None
 }
 
+/// What verification reads of each item: the key attributes of the table
+/// and of every index (old or new), the entity attributes, and every
+/// attribute a template of the new design reads. Payloads are not needed,
+/// and leaving them out makes the scan cheaper (on DynamoDB Local a
+/// quarter faster for ~300-byte items). `None` (whole items) when the list
+/// would be unwieldy.
+fn projection(plan: &Plan) -> Option<Projection> {
+    let designs = || plan.from.iter().chain(std::iter::once(&plan.to));
+    let table_keys = designs().flat_map(|d| [d.pk_attr.as_str(), d.sk_attr.as_str()]);
+    let index_keys = designs().flat_map(|d| d.indexes.iter()).flat_map(|i| std::iter::once(i.pk_attr.as_str()).chain(i.sk_attr.as_deref()));
+    let entity_attrs = designs().flat_map(|d| d.entities.iter()).map(|e| e.entity_attr.as_ref());
+    let template_fields = plan.to.entities.iter().flat_map(|e| e.key_designs()).flat_map(|k| k.template.fields()).map(|f| f.attr.as_ref());
+    let projection = Projection::new(table_keys.chain(index_keys).chain(entity_attrs).chain(template_fields));
+    (projection.len() <= 100).then_some(projection)
+}
+
 /// Scans the whole table and checks it against `plan.to`, with at most
 /// `in_flight` segments scanned at once.
 pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32, in_flight: u32) -> Result<VerifyReport, MigrateError> {
@@ -64,13 +80,14 @@ pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32, in_fligh
         .iter()
         .filter_map(|c| if let Change::RemoveEntity { entity } = c { Some(entity.as_str()) } else { None })
         .collect();
+    let projection = projection(plan);
     let found = Mutex::new((HashMap::<String, u64>::new(), 0u64, Vec::<String>::new()));
     let tasks = (0..segments).map(|segment| {
-        let (found, entity_attr, removed) = (&found, &entity_attr, &removed);
+        let (found, entity_attr, removed, projection) = (&found, &entity_attr, &removed, projection.as_ref());
         async move {
             let mut start = None;
             loop {
-                let (items, next) = scan_page(client, &plan.table, segment, segments, start, None).await?;
+                let (items, next) = scan_page(client, &plan.table, segment, segments, start, None, projection).await?;
                 for item in items {
                     if is_reserved_in(&item, &design.pk_attr) {
                         continue;

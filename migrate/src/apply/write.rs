@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::Client;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
@@ -94,11 +95,42 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
 }
 
-fn is_throttling<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+/// Whether a failed request is worth another try: throttling, or a
+/// failure on the server's side (DynamoDB's InternalServerError; DynamoDB
+/// Local answers InternalFailure at times to a PutItem or UpdateItem on a
+/// table whose index was just created).
+pub(crate) fn is_transient<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
     matches!(
         e.code(),
-        Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded" | "LimitExceededException")
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "LimitExceededException"
+                | "InternalServerError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+        )
     )
+}
+
+/// Runs `send` again while it fails transiently (on top of the SDK's own
+/// few retries), with backoff, up to the attempt bound.
+pub(crate) async fn retrying<T, E, R, Fut>(mut send: impl FnMut() -> Fut) -> Result<T, SdkError<E, R>>
+where
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(e) if attempt < MAX_ATTEMPTS && e.as_service_error().is_some_and(is_transient) => {
+                attempt += 1;
+                backoff(attempt).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Sends puts or deletes in batches of 25, as many at once as `budget`
@@ -131,7 +163,7 @@ async fn write_chunk(client: &Client, table: &str, chunk: &[WriteRequest], units
             Ok(out) => {
                 pending = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
             }
-            Err(e) if e.as_service_error().is_some_and(is_throttling) && attempt < MAX_ATTEMPTS => {
+            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {
                 pending = chunk.to_vec();
             }
             Err(e) => return Err(MigrateError::dynamo("BatchWriteItem", table, e)),
@@ -232,7 +264,7 @@ pub(crate) async fn update_in_place(
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 return Ok(UpdateOutcome::Conflict)
             }
-            Err(e) if e.as_service_error().is_some_and(is_throttling) && attempt < MAX_ATTEMPTS => {
+            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {
                 attempt += 1;
                 backoff(attempt).await;
             }
