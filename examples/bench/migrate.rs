@@ -495,8 +495,8 @@ async fn make_plan(client: &Client, table: &str, segments: u32) -> Result<Plan> 
 
 fn apply_options(segments: u32, page_size: Option<i32>) -> ApplyOptions {
     let mut opts = ApplyOptions { segments, max_wcu: None, ..ApplyOptions::default() };
-    if let Some(p) = page_size {
-        opts.page_size = p;
+    if page_size.is_some() {
+        opts.page_size = page_size;
     }
     opts
 }
@@ -605,8 +605,8 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
         opts.warmup
     );
     println!(
-        "apply: Migrator::apply, segments = C = requests in flight, page size {}, no rate limit (timed from call to return: lock, backfill, verification scan, design record); (b): C segments, one request in flight each, page = {}",
-        opts.apply_page_size.unwrap_or(ApplyOptions::default().page_size),
+        "apply: Migrator::apply, segments = C = requests in flight, page = {}, no rate limit (timed from call to return: lock, backfill, verification scan, design record); (b): C segments, one request in flight each, page = {}",
+        opts.apply_page_size.or(ApplyOptions::default().page_size).map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items")),
         opts.b_page_size.map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items"))
     );
     for &c in &opts.concurrency {

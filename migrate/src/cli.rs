@@ -193,9 +193,10 @@ pub struct ApplyArgs {
     /// segment).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: Option<u32>,
-    /// Items per scan page, and so per checkpoint.
-    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=10_000))]
-    pub page_size: i32,
+    /// Items per scan page, and so per checkpoint (default: as many as fit
+    /// in DynamoDB's 1 MB page).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub page_size: Option<i32>,
 }
 
 /// `singletable migrate restore`

@@ -194,7 +194,7 @@ async fn an_interrupted_apply_resumes_from_its_checkpoints() {
     let new = new_design(&table);
     let p = plan(&client, &table, &new).await;
     let cancel = Arc::new(AtomicBool::new(false));
-    let opts = ApplyOptions { page_size: 50, segments: 2, cancel: cancel.clone(), ..ApplyOptions::default() };
+    let opts = ApplyOptions { page_size: Some(50), segments: 2, cancel: cancel.clone(), ..ApplyOptions::default() };
     let observer = Arc::new(InterruptAfter { after: 150, cancel, seen: AtomicU64::new(0) });
     let err = Migrator::new(client.clone()).apply(&p, &opts, observer).await.unwrap_err();
     assert!(matches!(err, MigrateError::Interrupted { .. }), "{err}");
@@ -203,7 +203,7 @@ async fn an_interrupted_apply_resumes_from_its_checkpoints() {
     // and apply; the backfill resumes rather than starting over.
     let p2 = plan(&client, &table, &new).await;
     assert!(p2.blocking_errors().is_empty(), "a half-done move is not a collision: {:?}", p2.blocking_errors());
-    let opts = ApplyOptions { page_size: 50, segments: 4, ..ApplyOptions::default() };
+    let opts = ApplyOptions { page_size: Some(50), segments: 4, ..ApplyOptions::default() };
     let report = Migrator::new(client.clone()).apply(&p2, &opts, Arc::new(Quiet)).await.unwrap();
     assert!(report.resumed);
     assert!(report.moved < 600, "resumed, not restarted: moved {}", report.moved);
@@ -233,7 +233,7 @@ async fn a_second_concurrent_apply_is_refused() {
     let new = new_design(&table);
     let p = plan(&client, &table, &new).await;
     // The first apply crawls under a small write budget.
-    let slow = ApplyOptions { max_wcu: Some(100.0), page_size: 25, owner: "first".into(), ..ApplyOptions::default() };
+    let slow = ApplyOptions { max_wcu: Some(100.0), page_size: Some(25), owner: "first".into(), ..ApplyOptions::default() };
     let first = {
         let (client, p) = (client.clone(), p.clone());
         tokio::spawn(async move { Migrator::new(client).apply(&p, &slow, Arc::new(Quiet)).await })
@@ -379,7 +379,7 @@ async fn an_apply_whose_lock_was_taken_stops() {
     // meets the intruder soon.
     let opts = ApplyOptions {
         max_wcu: Some(100.0),
-        page_size: 25,
+        page_size: Some(25),
         lease: std::time::Duration::from_secs(1),
         owner: "first".into(),
         ..ApplyOptions::default()
@@ -451,7 +451,7 @@ async fn failed_lock_renewals_pause_the_apply_instead_of_ending_it() {
     // 50, 100, 150, 166, 166 ms) leave the lease unconfirmed past its
     // last sixth, so the workers wait for the seventh, which succeeds.
     // About 3 s of writes under the budget keep the apply running that long.
-    let opts = ApplyOptions { max_wcu: Some(150.0), page_size: 25, lease: std::time::Duration::from_secs(1), ..ApplyOptions::default() };
+    let opts = ApplyOptions { max_wcu: Some(150.0), page_size: Some(25), lease: std::time::Duration::from_secs(1), ..ApplyOptions::default() };
     let report = Migrator::new(client.clone()).apply(&p, &opts, Arc::new(Quiet)).await.unwrap();
     assert_eq!(report.moved, 300);
     assert!(seen.load(Ordering::SeqCst) >= 7, "the heartbeat renewed after the failures ({} renewals)", seen.load(Ordering::SeqCst));

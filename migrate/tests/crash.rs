@@ -769,7 +769,7 @@ async fn done_checkpoints_that_lie_cost_one_failed_apply_not_a_stuck_table() {
     // An apply stopped at its first page leaves this migration's
     // checkpoints; mark them all done, as a finished backfill would.
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let opts = ApplyOptions { page_size: 10, cancel: cancel.clone(), ..ApplyOptions::default() };
+    let opts = ApplyOptions { page_size: Some(10), cancel: cancel.clone(), ..ApplyOptions::default() };
     let err = migrator.apply(&library_plan(&client, &table).await, &opts, Arc::new(CancelAtFirstPage(cancel))).await.unwrap_err();
     assert!(matches!(err, MigrateError::Interrupted { .. }), "{err}");
     let reserved = client

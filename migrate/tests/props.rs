@@ -428,7 +428,7 @@ async fn check(client: &Client, case: Case, stats: &Stats) -> Result<(), TestCas
     });
     let export_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("props-exports");
     std::fs::create_dir_all(&export_dir).unwrap();
-    let opts = ApplyOptions { segments: case.segments, page_size: case.page_size, allow_destroy: true, export_dir, ..ApplyOptions::default() };
+    let opts = ApplyOptions { segments: case.segments, page_size: Some(case.page_size), allow_destroy: true, export_dir, ..ApplyOptions::default() };
     let migrator = Migrator::new(client.clone());
     if blocked {
         count(stats, "case blocked by a key the new design refuses", 1);

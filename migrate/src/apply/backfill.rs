@@ -112,7 +112,7 @@ pub(crate) async fn run(
             let segment = segment as u32;
             let scan = |start: Option<Item>| async move {
                 let _slot = budget.slot().await;
-                scan_page(client, &plan.table, segment, total, start, Some(opts.page_size), None).await
+                scan_page(client, &plan.table, segment, total, start, opts.page_size, None).await
             };
             let mut page = scan(state.resume_from).await?;
             loop {

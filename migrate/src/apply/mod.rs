@@ -70,8 +70,12 @@ pub struct ApplyOptions {
     pub lease: Duration,
     /// Who holds the lock (shown to a second apply).
     pub owner: String,
-    /// Items per scan page (and per checkpoint).
-    pub page_size: i32,
+    /// Items per scan page, and so per checkpoint; `None`: as many as
+    /// DynamoDB returns in one page (1 MB). Large pages are cheaper: while a
+    /// segment's scan creeps along page by page, the items it writes in
+    /// their new form land ahead of it and are read again (and kept), and
+    /// every page costs a Scan call and a checkpoint.
+    pub page_size: Option<i32>,
     /// Set to stop at the next page boundary (Ctrl-C); the apply returns
     /// [`MigrateError::Interrupted`] with its checkpoints saved.
     pub cancel: Arc<AtomicBool>,
@@ -88,7 +92,7 @@ impl Default for ApplyOptions {
             defaults: Defaults::new(),
             lease: Duration::from_secs(30),
             owner: format!("apply pid {}", std::process::id()),
-            page_size: 500,
+            page_size: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
