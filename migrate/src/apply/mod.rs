@@ -74,7 +74,9 @@ pub struct ApplyOptions {
     /// DynamoDB returns in one page (1 MB). Large pages are cheaper: while a
     /// segment's scan creeps along page by page, the items it writes in
     /// their new form land ahead of it and are read again (and kept), and
-    /// every page costs a Scan call and a checkpoint.
+    /// every page costs a Scan call and a checkpoint. Memory grows with
+    /// it: a segment holds its page's new items and the next page, about
+    /// 15 MB per segment for 1 MB pages of ~300-byte items.
     pub page_size: Option<i32>,
     /// Set to stop at the next page boundary (Ctrl-C); the apply returns
     /// [`MigrateError::Interrupted`] with its checkpoints saved.

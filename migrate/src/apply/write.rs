@@ -152,35 +152,37 @@ pub(crate) async fn batch_write(
 
 async fn write_chunk(client: &Client, table: &str, chunk: &[WriteRequest], units: f64, budget: &Budget) -> Result<(), MigrateError> {
     budget.units(units).await;
-    let mut pending: Vec<WriteRequest> = chunk.to_vec();
+    // What is left to send; `None`: the whole chunk. Copied only once a
+    // slot is free, so a page's waiting chunks hold no second copy of it.
+    let mut pending: Option<Vec<WriteRequest>> = None;
     let mut attempt = 0;
-    while !pending.is_empty() {
+    loop {
         let result = {
             let _slot = budget.slot().await;
-            client.batch_write_item().request_items(table, std::mem::take(&mut pending)).send().await
+            let requests = pending.take().unwrap_or_else(|| chunk.to_vec());
+            client.batch_write_item().request_items(table, requests).send().await
         };
         match result {
             Ok(out) => {
-                pending = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
+                let left = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
+                if left.is_empty() {
+                    return Ok(());
+                }
+                pending = Some(left);
             }
-            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {
-                pending = chunk.to_vec();
-            }
+            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {}
             Err(e) => return Err(MigrateError::dynamo("BatchWriteItem", table, e)),
         }
-        if !pending.is_empty() {
-            attempt += 1;
-            if attempt > MAX_ATTEMPTS {
-                return Err(MigrateError::Other(format!(
-                    "BatchWriteItem on table `{table}`: {} requests still unprocessed after {MAX_ATTEMPTS} attempts",
-                    pending.len()
-                )));
-            }
-            // Backing off frees the slot for others.
-            backoff(attempt).await;
+        attempt += 1;
+        if attempt > MAX_ATTEMPTS {
+            let left = pending.as_ref().map_or(chunk.len(), Vec::len);
+            return Err(MigrateError::Other(format!(
+                "BatchWriteItem on table `{table}`: {left} requests still unprocessed after {MAX_ATTEMPTS} attempts"
+            )));
         }
+        // Backing off frees the slot for others.
+        backoff(attempt).await;
     }
-    Ok(())
 }
 
 pub(crate) fn put_request(item: Item) -> WriteRequest {
