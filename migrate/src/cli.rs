@@ -500,15 +500,23 @@ fn confirmed() -> bool {
 
 async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
     let client = client().await;
+    // Whether the plan is on screen already (planned here, not loaded).
+    let shown;
     let plan = match &args.plan {
-        Some(path) => read_plan(path)?,
+        Some(path) => {
+            shown = false;
+            read_plan(path)?
+        }
         None => {
             let plan = make_plan(&client, &args.inputs, embedded.as_ref()).await?;
             print!("{}", render_plan(&plan));
-            if plan.is_empty() || !plan.blocking_errors().is_empty() {
-                return Ok(if plan.blocking_errors().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            shown = true;
+            if !plan.blocking_errors().is_empty() {
+                return Ok(ExitCode::from(1));
             }
-            if !args.auto_approve && !confirmed() {
+            // An empty plan still goes to the migrator, which tidies up
+            // after an apply killed past its last step; nothing to confirm.
+            if !plan.is_empty() && !args.auto_approve && !confirmed() {
                 println!("\nApply cancelled.");
                 return Ok(ExitCode::from(1));
             }
@@ -546,7 +554,9 @@ async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Resul
     let result = Migrator::new(client).apply(&plan, &opts, observer.clone()).await;
     observer.finish();
     let report = result?;
-    print!("{}", render_report(&plan, &report));
+    if !(shown && plan.is_empty()) {
+        print!("{}", render_report(&plan, &report));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -226,6 +226,52 @@ async fn wait_for_lock(client: &Client, table: &str) -> HashMap<String, Attribut
     lock_key
 }
 
+/// Collects the warnings an apply reports.
+#[derive(Default)]
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl Observer for Warnings {
+    fn event(&self, event: Event) {
+        if let Event::Warning(w) = event {
+            self.0.lock().unwrap().push(w);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_with_nothing_to_do_removes_an_expired_lock_and_leaves_a_live_one() {
+    // What an apply killed between recording its design and releasing its
+    // lock leaves: a finished table and a dead lock that nothing would
+    // ever take again.
+    let client = singletable_tests::client().await;
+    let (table, _) = seeded(&client, 5).await;
+    let lock_key = singletable_migrate::reserved::reserved_key("pk", "sk", singletable_migrate::reserved::LOCK_SK);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let put_lock = |owner: &str, expires: u64| {
+        let mut item = lock_key.clone();
+        item.insert("owner".into(), AttributeValue::S(owner.into()));
+        item.insert("expires_at_ms".into(), AttributeValue::N(expires.to_string()));
+        client.put_item().table_name(&table).set_item(Some(item)).send()
+    };
+    let lock = || client.get_item().table_name(&table).set_key(Some(lock_key.clone())).consistent_read(true).send();
+
+    put_lock("killed", now_ms - 1_000).await.unwrap();
+    // Planned with the lock in place, as `migrate apply` plans.
+    let same = plan(&client, &table, &old_design(&table)).await;
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+    let warnings = Arc::new(Warnings::default());
+    Migrator::new(client.clone()).apply(&same, &ApplyOptions::default(), warnings.clone()).await.unwrap();
+    assert!(lock().await.unwrap().item.is_none(), "the expired lock is gone");
+    let said = warnings.0.lock().unwrap().clone();
+    assert!(said.iter().any(|w| w.contains("expired lock") && w.contains("killed")), "{said:?}");
+
+    put_lock("running", now_ms + 600_000).await.unwrap();
+    let same = plan(&client, &table, &old_design(&table)).await;
+    Migrator::new(client.clone()).apply(&same, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    let held = lock().await.unwrap().item.expect("a live lock stays");
+    assert_eq!(held["owner"].as_s().unwrap(), "running");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_concurrent_apply_is_refused() {
     let client = singletable_tests::client().await;

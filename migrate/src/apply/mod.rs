@@ -246,6 +246,13 @@ impl Migrator {
 
         let mut report = ApplyReport::default();
         if plan.changes.is_empty() {
+            if live.exists {
+                if let Some(owner) = Lease::clear_expired(&at).await? {
+                    observer.event(Event::Warning(format!(
+                        "removed the expired lock of an apply by `{owner}` that stopped after its last step"
+                    )));
+                }
+            }
             return Ok(report);
         }
         if let Some(Change::CopyToNewTable { from, to, .. }) = plan.changes.first() {

@@ -172,18 +172,50 @@ impl Lease {
 
     pub async fn release(self) -> Result<(), MigrateError> {
         self.heartbeat.abort();
-        self.at
-            .client
-            .delete_item()
-            .table_name(&self.at.table)
-            .set_key(Some(self.at.key(LOCK_SK)))
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(&self.owner))
-            .send()
-            .await
-            .map_err(|e| MigrateError::dynamo("DeleteItem (lock)", &self.at.table, e))?;
+        // Retried: a finished apply should not report failure because one
+        // delete of its lock met a passing server error.
+        retrying(|| {
+            self.at
+                .client
+                .delete_item()
+                .table_name(&self.at.table)
+                .set_key(Some(self.at.key(LOCK_SK)))
+                .condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(&self.owner))
+                .send()
+        })
+        .await
+        .map_err(|e| MigrateError::dynamo("DeleteItem (lock)", &self.at.table, e))?;
         Ok(())
+    }
+
+    /// Deletes the lock if it has expired: what an apply killed after its
+    /// last step leaves behind, which a later apply with nothing to do
+    /// would otherwise never take and release. Returns the dead owner, if
+    /// there was one. A live lock is left alone.
+    pub async fn clear_expired(at: &Reserved) -> Result<Option<String>, MigrateError> {
+        let result = retrying(|| {
+            at.client
+                .delete_item()
+                .table_name(&at.table)
+                .set_key(Some(at.key(LOCK_SK)))
+                .condition_expression("#exp < :now")
+                .expression_attribute_names("#exp", "expires_at_ms")
+                .expression_attribute_values(":now", n(now_ms()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(out) => Ok(out.attributes.and_then(|mut a| match a.remove("owner") {
+                Some(AttributeValue::S(owner)) => Some(owner),
+                _ => None,
+            })),
+            // No lock, or one still held.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(MigrateError::dynamo("DeleteItem (expired lock)", &at.table, e)),
+        }
     }
 }
 
