@@ -208,8 +208,44 @@ async fn an_interrupted_apply_resumes_from_its_checkpoints() {
     assert!(report.resumed);
     assert!(report.moved < 600, "resumed, not restarted: moved {}", report.moved);
     assert_all_moved(&client, &table, &users).await;
-    let leftovers: Vec<_> = scan_all(&client, &table).await.into_iter().filter(|i| i["sk"].as_s().unwrap().starts_with("#CHECKPOINT")).collect();
-    assert!(leftovers.is_empty(), "checkpoints are cleared after success");
+    assert_eq!(checkpoints_in(&scan_all(&client, &table).await), 0, "checkpoints are cleared after success");
+}
+
+fn checkpoints_in(items: &[HashMap<String, AttributeValue>]) -> usize {
+    items.iter().filter(|i| i["sk"].as_s().unwrap().starts_with(singletable_migrate::reserved::CHECKPOINT_PREFIX)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_of_an_abandoned_migration_do_not_outlive_a_design_change() {
+    // v1 -> v2 interrupted, then the operator goes v1 -> v3 and back to
+    // v1 instead. When v1 -> v2 runs again, the table holds every item in
+    // v1 form; the first attempt's checkpoints would skip most of them.
+    let client = singletable_tests::client().await;
+    let (table, users) = seeded(&client, 400).await;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let opts = ApplyOptions { page_size: Some(50), segments: 2, cancel: cancel.clone(), ..ApplyOptions::default() };
+    let observer = Arc::new(InterruptAfter { after: 150, cancel, seen: AtomicU64::new(0) });
+    let err = Migrator::new(client.clone()).apply(&plan(&client, &table, &new_design(&table)).await, &opts, observer).await.unwrap_err();
+    assert!(matches!(err, MigrateError::Interrupted { .. }), "{err}");
+    assert!(checkpoints_in(&scan_all(&client, &table).await) > 0);
+
+    // v3: the users moved elsewhere, as an edited design file says.
+    let v3 = TableDesign::from_json(&new_design(&table).to_json().replace("TENANT#", "T#")).unwrap();
+    assert_ne!(v3, new_design(&table));
+    let to_v3 = plan(&client, &table, &v3).await;
+    assert!(to_v3.blocking_errors().is_empty(), "{:?}", to_v3.blocking_errors());
+    Migrator::new(client.clone()).apply(&to_v3, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    assert_eq!(checkpoints_in(&scan_all(&client, &table).await), 0, "a recorded design clears every checkpoint");
+
+    let back = plan(&client, &table, &old_design(&table)).await;
+    let destroy = ApplyOptions { allow_destroy: true, ..ApplyOptions::default() };
+    Migrator::new(client.clone()).apply(&back, &destroy, Arc::new(Quiet)).await.unwrap();
+
+    let again = plan(&client, &table, &new_design(&table)).await;
+    let report = Migrator::new(client.clone()).apply(&again, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.moved, 400);
+    assert_all_moved(&client, &table, &users).await;
 }
 
 /// Waits (up to 4 s) until an apply holds the lock of `table`; returns the

@@ -337,17 +337,15 @@ impl Migrator {
         let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight()).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
-        // The backfill's checkpoints go before anything else happens, as
-        // checkpoints that say "done" make a later run of this migration
-        // skip its backfill. Cleared before the design is recorded, no
+        // Checkpoints go before anything else happens, as checkpoints that
+        // say "done" make a later run of their migration skip its
+        // backfill; all of them, since those of an abandoned migration
+        // stop describing the table once its design moves on. Cleared before the design is recorded, no
         // crash leaves them behind a recorded design (a crash in between
         // costs a rescan that finds nothing to do); cleared after a failed
         // verification, the next apply rewrites whatever is still out of
         // form instead of trusting them and failing the same way again.
-        if backfilled {
-            let segments = checkpoints.load().await?.map_or(opts.segments, |(n, _)| n);
-            checkpoints.clear(segments).await?;
-        }
+        checkpoints.clear_all().await?;
         if !problems.is_empty() {
             return Err(MigrateError::Verification { table: plan.table.clone(), problems });
         }

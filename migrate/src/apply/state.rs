@@ -283,10 +283,9 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Loads saved states; returns the segment count they were made with
-    /// (a resume must keep it) or `None` when there are none.
-    pub async fn load(&self) -> Result<Option<(u32, Vec<SegmentState>)>, MigrateError> {
-        let mut found: Vec<(u32, u32, SegmentState)> = Vec::new();
+    /// Every reserved item whose sort key starts with `prefix`.
+    async fn query(&self, prefix: &str) -> Result<Vec<Item>, MigrateError> {
+        let mut out = Vec::new();
         let mut start = None;
         loop {
             let page = self
@@ -298,23 +297,30 @@ impl Checkpoints {
                 .expression_attribute_names("#pk", &self.at.pk_attr)
                 .expression_attribute_names("#sk", &self.at.sk_attr)
                 .expression_attribute_values(":pk", s(RESERVED_PK))
-                .expression_attribute_values(":prefix", s(format!("{CHECKPOINT_PREFIX}{}#", self.migration)))
+                .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| MigrateError::dynamo("Query (checkpoints)", &self.at.table, e))?;
-            for item in page.items() {
-                let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
-                let (Some(segment), Some(total)) = (num("segment"), num("total_segments")) else { continue };
-                let done = matches!(item.get("done"), Some(AttributeValue::Bool(true)));
-                let resume_from = item.get("resume_from").and_then(|v| v.as_m().ok()).cloned();
-                found.push((segment, total, SegmentState { done, resume_from }));
-            }
             start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            out.extend(page.items.unwrap_or_default());
             if start.is_none() {
-                break;
+                return Ok(out);
             }
+        }
+    }
+
+    /// Loads saved states; returns the segment count they were made with
+    /// (a resume must keep it) or `None` when there are none.
+    pub async fn load(&self) -> Result<Option<(u32, Vec<SegmentState>)>, MigrateError> {
+        let mut found: Vec<(u32, u32, SegmentState)> = Vec::new();
+        for item in self.query(&format!("{CHECKPOINT_PREFIX}{}#", self.migration)).await? {
+            let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
+            let (Some(segment), Some(total)) = (num("segment"), num("total_segments")) else { continue };
+            let done = matches!(item.get("done"), Some(AttributeValue::Bool(true)));
+            let resume_from = item.get("resume_from").and_then(|v| v.as_m().ok()).cloned();
+            found.push((segment, total, SegmentState { done, resume_from }));
         }
         let Some(total) = found.first().map(|f| f.1) else { return Ok(None) };
         let mut states = vec![SegmentState::default(); total as usize];
@@ -342,10 +348,14 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// Deletes every checkpoint of this migration.
-    pub async fn clear(&self, total: u32) -> Result<(), MigrateError> {
-        for segment in 0..total {
-            let key = self.at.key(&checkpoint_sk(&self.migration, segment));
+    /// Deletes every checkpoint in the table, this migration's and those
+    /// an abandoned one left: once the table's design changes, they
+    /// describe a table that no longer exists, and a later run of that
+    /// migration (back from a reverted design) would skip items on their
+    /// word.
+    pub async fn clear_all(&self) -> Result<(), MigrateError> {
+        for item in self.query(CHECKPOINT_PREFIX).await? {
+            let key: Item = [&self.at.pk_attr, &self.at.sk_attr].into_iter().filter_map(|k| Some((k.clone(), item.get(k)?.clone()))).collect();
             retrying(|| self.at.client.delete_item().table_name(&self.at.table).set_key(Some(key.clone())).send())
                 .await
                 .map_err(|e| MigrateError::dynamo("DeleteItem (checkpoint)", &self.at.table, e))?;
