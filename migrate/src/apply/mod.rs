@@ -340,11 +340,12 @@ impl Migrator {
         // Checkpoints go before anything else happens, as checkpoints that
         // say "done" make a later run of their migration skip its
         // backfill; all of them, since those of an abandoned migration
-        // stop describing the table once its design moves on. Cleared before the design is recorded, no
-        // crash leaves them behind a recorded design (a crash in between
-        // costs a rescan that finds nothing to do); cleared after a failed
-        // verification, the next apply rewrites whatever is still out of
-        // form instead of trusting them and failing the same way again.
+        // stop describing the table once its design moves on. Cleared
+        // before the design is recorded, no crash leaves them behind a
+        // recorded design (a crash in between costs a rescan that finds
+        // nothing to do); cleared after a failed verification, the next
+        // apply rewrites whatever is still out of form instead of trusting
+        // them and failing the same way again.
         checkpoints.clear_all().await?;
         if !problems.is_empty() {
             return Err(MigrateError::Verification { table: plan.table.clone(), problems });
