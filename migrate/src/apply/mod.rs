@@ -9,6 +9,11 @@
 //! shared by all of them), rate-limited (a write-capacity budget) and
 //! verified (counts and template conformance per entity).
 //!
+//! The table ends clean: a finished apply removes every checkpoint (an
+//! abandoned migration's too, so they never speak for a table whose design
+//! moved on) and its lock, and an apply with nothing to do removes an
+//! expired lock left by one killed after its last step.
+//!
 //! A key move writes the new item before deleting the old one, so at no
 //! instant does an item exist in neither form. Index-only changes update
 //! in place, on the condition that the attributes the keys were rendered
