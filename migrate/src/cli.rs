@@ -500,17 +500,11 @@ fn confirmed() -> bool {
 
 async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
     let client = client().await;
-    // Whether the plan is on screen already (planned here, not loaded).
-    let shown;
     let plan = match &args.plan {
-        Some(path) => {
-            shown = false;
-            read_plan(path)?
-        }
+        Some(path) => read_plan(path)?,
         None => {
             let plan = make_plan(&client, &args.inputs, embedded.as_ref()).await?;
             print!("{}", render_plan(&plan));
-            shown = true;
             if !plan.blocking_errors().is_empty() {
                 return Ok(ExitCode::from(1));
             }
@@ -554,7 +548,8 @@ async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Resul
     let result = Migrator::new(client).apply(&plan, &opts, observer.clone()).await;
     observer.finish();
     let report = result?;
-    if !(shown && plan.is_empty()) {
+    // A plan made here is on screen already; an empty one says all.
+    if !(args.plan.is_none() && plan.is_empty()) {
         print!("{}", render_report(&plan, &report));
     }
     Ok(ExitCode::SUCCESS)

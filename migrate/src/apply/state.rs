@@ -355,7 +355,8 @@ impl Checkpoints {
     /// word.
     pub async fn clear_all(&self) -> Result<(), MigrateError> {
         for item in self.query(CHECKPOINT_PREFIX).await? {
-            let key: Item = [&self.at.pk_attr, &self.at.sk_attr].into_iter().filter_map(|k| Some((k.clone(), item.get(k)?.clone()))).collect();
+            let Some(AttributeValue::S(sk)) = item.get(&self.at.sk_attr) else { continue };
+            let key = self.at.key(sk);
             retrying(|| self.at.client.delete_item().table_name(&self.at.table).set_key(Some(key.clone())).send())
                 .await
                 .map_err(|e| MigrateError::dynamo("DeleteItem (checkpoint)", &self.at.table, e))?;

@@ -245,33 +245,27 @@ pub(crate) async fn update_in_place(
         expression.push_str(" REMOVE ");
         expression.push_str(&removes.join(", "));
     }
-    let mut attempt = 0;
-    loop {
+    // Each attempt spends its units again and holds a slot only while in
+    // flight; backing off frees it for others.
+    let result = retrying(|| async {
         budget.units(1.0).await;
-        let result = {
-            let _slot = budget.slot().await;
-            client
-                .update_item()
-                .table_name(table)
-                .set_key(Some(key.clone()))
-                .update_expression(expression.trim())
-                .condition_expression(conditions.join(" AND "))
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
-                .send()
-                .await
-        };
-        match result {
-            Ok(_) => return Ok(UpdateOutcome::Done),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                return Ok(UpdateOutcome::Conflict)
-            }
-            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {
-                attempt += 1;
-                backoff(attempt).await;
-            }
-            Err(e) => return Err(MigrateError::dynamo("UpdateItem", table, e)),
-        }
+        let _slot = budget.slot().await;
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .update_expression(expression.trim())
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+            .send()
+            .await
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(UpdateOutcome::Done),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(UpdateOutcome::Conflict),
+        Err(e) => Err(MigrateError::dynamo("UpdateItem", table, e)),
     }
 }
 
