@@ -2,7 +2,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::design::{EntityDesign, PrimaryKey};
+use crate::design::{EntityDesign};
+use crate::key::PrimaryKey;
 use crate::error::Error;
 
 /// An entity stored in a single table. Implement it with
@@ -53,5 +54,13 @@ pub trait Item: Sized {
     #[doc(hidden)]
     fn __written(&mut self, _item: &HashMap<String, AttributeValue>) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+impl crate::design::TableDesignBuilder {
+    /// Adds an entity.
+    pub fn entity<T: Item>(mut self) -> Self {
+        self.entities.push(T::DESIGN.clone());
+        self
     }
 }

@@ -533,51 +533,70 @@
 
 #![warn(missing_docs)]
 
-mod attr;
-mod condition;
-mod expr;
-pub mod field;
-mod managed;
-mod transact;
-mod update;
-mod write;
-mod batch;
-mod collection;
-mod design;
+// Layers, bottom first (ARCHITECTURE.md; `scripts/check-layers.py` checks
+// that no file imports from a layer above its own):
+// 0 error, key, expr, size · 1 attr, template · 2 design ·
+// 3 item, field, condition, managed, collection, stream · 4 table · 5 ops
 mod error;
-mod item;
-mod page;
-mod provision;
+mod expr;
+mod key;
 mod size;
-mod stream;
-mod table;
+
+mod attr;
 pub mod template;
+
+mod design;
+
+mod collection;
+mod condition;
+pub mod field;
+mod item;
+mod managed;
+mod stream;
+
+mod table;
+
+mod ops;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use batch::{BatchFailure, BatchGet, BatchOp, BatchSummary, BatchWrite, RetryPolicy, DEFAULT_CONCURRENCY, MAX_BATCH_GET, MAX_BATCH_WRITE};
+// Values, keys and designs
 pub use attr::{serde_from_attr, serde_to_attr, type_name, AttrType, AttrValue, SetElement};
 pub use aws_sdk_dynamodb::types::AttributeValue;
-pub use design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryKey, StreamView, TableDesign, TableDesignBuilder, TableIndex, TableSettings};
-pub use error::{AttrError, AttrProblem, Error, PathSegment};
+pub use design::{
+    AttributeDesign, EntityDesign, IndexDesign, KeyDesign, ManagedAttrs, StreamView, TableDesign, TableDesignBuilder,
+    TableIndex, TableSettings,
+};
+pub use key::PrimaryKey;
+pub use size::{item_size, MAX_ITEM_BYTES};
+pub use template::{KeyKind, KeyPart, Template};
+
+// Errors
+pub use error::{AttrError, AttrProblem, BatchFailure, BatchOp, CancelKind, CancelReason, Error, PathSegment};
+
+// Entities and what they are made of
+pub use collection::Collection;
+pub use condition::{Condition, Size, MAX_IN_VALUES};
+pub use field::{Field, IntoValue};
 pub use item::Item;
-pub use page::{Page, Scan};
-pub use provision::{Applied, Drift, ProvisionReport};
+pub use managed::{Timestamp, TtlValue, VersionNumber};
 pub use stream::{Change, ChangeKind};
 /// The Lambda event types [`Change::from_event`] reads (feature `lambda`).
 #[cfg(feature = "lambda")]
 pub use aws_lambda_events;
-pub use collection::{Collection, CollectionPage, CollectionQuery};
-pub use condition::{Condition, Size, MAX_IN_VALUES};
-pub use field::{Field, IntoValue};
-pub use managed::{ManagedAttrs, Timestamp, TtlValue, VersionNumber};
-pub use transact::{CancelKind, CancelReason, Transaction, MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};
-pub use update::Update;
-pub use size::{item_size, MAX_ITEM_BYTES};
-pub use table::{KeyParts, Query, Table};
-pub use template::{KeyKind, KeyPart, Template};
+
+// The table and its operations
+pub use ops::batch::{BatchGet, BatchSummary, BatchWrite, RetryPolicy, DEFAULT_CONCURRENCY, MAX_BATCH_GET, MAX_BATCH_WRITE};
+pub use ops::collection::{CollectionPage, CollectionQuery};
+pub use ops::page::Page;
+pub use ops::provision::{Applied, Drift, ProvisionReport};
+pub use ops::query::Query;
+pub use ops::scan::Scan;
+pub use ops::transact::{Transaction, MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_BYTES};
+pub use ops::update::Update;
+pub use table::{KeyParts, Table};
 
 /// Derives [`Item`]; see the [crate docs](crate).
 pub use singletable_derive::Item;

@@ -1,44 +1,12 @@
 //! Fields the toolkit maintains: `#[item(version)]`, `#[item(ttl)]`,
 //! `#[item(created_at)]`, `#[item(updated_at)]`.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
 
 use crate::attr::{AttrType, AttrValue};
-use crate::design::EntityDesign;
 use crate::error::{AttrError, AttrProblem, Error};
-
-/// The attributes an entity's managed fields are stored in (part of its
-/// [`EntityDesign`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ManagedAttrs {
-    /// `#[item(version)]`: an unsigned integer, bumped on every write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<Cow<'static, str>>,
-    /// `#[item(ttl)]`: epoch seconds, read by DynamoDB's time to live.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<Cow<'static, str>>,
-    /// `#[item(created_at)]`: set on the first write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Cow<'static, str>>,
-    /// `#[item(updated_at)]`: set on every write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Cow<'static, str>>,
-}
-
-impl ManagedAttrs {
-    /// No managed field.
-    pub const NONE: ManagedAttrs = ManagedAttrs { version: None, ttl: None, created_at: None, updated_at: None };
-
-    /// Whether the entity has no managed field.
-    pub fn is_empty(&self) -> bool {
-        *self == ManagedAttrs::NONE
-    }
-}
 
 /// Which timestamp [`Item`](crate::Item)'s hidden `__now` is asked for.
 #[doc(hidden)]
@@ -220,54 +188,12 @@ fn parse_epoch(text: &str) -> Option<SystemTime> {
     }
 }
 
-/// What a write adds to an encoded item for its managed fields.
-pub(crate) struct Stamped {
-    /// The version the write expects to find (`Some` for versioned
-    /// entities): 0 means "no item, or an item without a version".
-    pub(crate) expected_version: Option<u64>,
-}
-
 /// Reads a stored version number.
 pub(crate) fn read_version(entity: &str, attr: &str, value: Option<&AttributeValue>) -> Result<u64, Error> {
     match value {
         None | Some(AttributeValue::Null(_)) => Ok(0),
         Some(v) => u64::from_attr(v.clone()).map_err(|e| e.in_field(attr).decoding(entity)),
     }
-}
-
-/// Fills an encoded item's managed attributes for a put: the version
-/// becomes the one given plus one, `updated_at` now, `created_at` now if
-/// the item has none.
-pub(crate) fn stamp_put<T: crate::Item>(
-    design: &EntityDesign,
-    item: &mut HashMap<String, AttributeValue>,
-) -> Result<Stamped, Error> {
-    let m = &design.managed;
-    let mut expected_version = None;
-    if let Some(attr) = &m.version {
-        let given = read_version(&design.entity, attr, item.get(attr.as_ref()))?;
-        let next = given.checked_add(1).ok_or_else(|| Error::InvalidValue {
-            entity: design.entity.to_string(),
-            path: attr.to_string(),
-            problem: "the version cannot grow past u64::MAX".into(),
-        })?;
-        item.insert(attr.to_string(), AttributeValue::N(next.to_string()));
-        expected_version = Some(given);
-    }
-    // Created first, so that updated_at is never before created_at.
-    if let Some(attr) = &m.created_at {
-        if !item.contains_key(attr.as_ref()) {
-            if let Some(now) = T::__now(Stamp::CreatedAt)? {
-                item.insert(attr.to_string(), now);
-            }
-        }
-    }
-    if let Some(attr) = &m.updated_at {
-        if let Some(now) = T::__now(Stamp::UpdatedAt)? {
-            item.insert(attr.to_string(), now);
-        }
-    }
-    Ok(Stamped { expected_version })
 }
 
 #[cfg(test)]

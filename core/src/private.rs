@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 pub use crate::attr::{serde_from_attr, serde_to_attr, AttrType, AttrValue};
-pub use crate::design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, PrimaryKey};
+pub use crate::design::{AttributeDesign, EntityDesign, IndexDesign, KeyDesign, ManagedAttrs};
+pub use crate::key::PrimaryKey;
 pub use crate::error::{AttrError, AttrProblem, Error};
 pub use crate::field::{Attr, Field, IndexKey, Managed, TableKey};
-pub use crate::managed::{ManagedAttrs, Stamp, Timestamp, TtlValue, VersionNumber};
+pub use crate::managed::{Stamp, Timestamp, TtlValue, VersionNumber};
 pub use crate::template::{
     check_len, check_part, format_error, FieldRef, KeyKind, KeyPart, Segment, Template, MAX_PARTITION_KEY_BYTES,
     MAX_SORT_KEY_BYTES,

@@ -14,7 +14,7 @@ use std::fmt;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::collection::Collection;
-use crate::design::PrimaryKey;
+use crate::key::PrimaryKey;
 use crate::error::Error;
 
 /// What happened to the item.

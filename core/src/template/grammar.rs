@@ -1,7 +1,9 @@
 //! The key-template grammar, shared by the derive (compile-time validation)
 //! and the runtime evaluator so that both read a template the same way.
 //!
-//! This file depends on `std` only: `singletable-derive` includes it by path.
+//! This file depends on `std` only: `singletable-derive` keeps a byte-identical
+//! copy (`derive/src/internals/grammar.rs`, so the packaged derive builds on
+//! its own); `tests/tests/grammar_shared.rs` fails when the two differ.
 //!
 //! ```text
 //! template    := piece+

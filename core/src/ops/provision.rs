@@ -4,10 +4,12 @@
 //! endpoint could not do returned as data. The library never prints.
 
 use std::fmt;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TableDescription, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+    PointInTimeRecoveryStatus, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use crate::design::StreamView;
@@ -423,4 +425,102 @@ impl Table {
         }
         Ok(())
     }
+}
+
+
+impl Table {
+    /// Creates the table from the design: key schema, attribute
+    /// definitions, every GSI (on-demand capacity, projection ALL) and the
+    /// stream; waits until it is ACTIVE, then turns on time to live and
+    /// point-in-time recovery as the design's settings ask. Where the
+    /// endpoint lacks an API (DynamoDB Local has no point-in-time
+    /// recovery) the report carries a warning instead. See also
+    /// [`Table::ensure`].
+    pub async fn create_table(&self) -> Result<crate::ops::provision::ProvisionReport, Error> {
+        let d = &*self.design;
+        let mut attrs: Vec<&str> = vec![&d.pk_attr, &d.sk_attr];
+        for i in &d.indexes {
+            attrs.push(&i.pk_attr);
+            attrs.extend(i.sk_attr.as_deref());
+        }
+        attrs.dedup();
+        let mut seen = std::collections::HashSet::new();
+        attrs.retain(|a| seen.insert(*a));
+        let mut req = self
+            .client
+            .create_table()
+            .table_name(&d.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element(&d.pk_attr, KeyType::Hash)?)
+            .key_schema(key_element(&d.sk_attr, KeyType::Range)?);
+        for a in attrs {
+            req = req.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(a)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| Error::Design(e.to_string()))?,
+            );
+        }
+        for i in &d.indexes {
+            let mut gsi = GlobalSecondaryIndex::builder()
+                .index_name(&i.name)
+                .key_schema(key_element(&i.pk_attr, KeyType::Hash)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build());
+            if let Some(sk) = &i.sk_attr {
+                gsi = gsi.key_schema(key_element(sk, KeyType::Range)?);
+            }
+            req = req.global_secondary_indexes(gsi.build().map_err(|e| Error::Design(e.to_string()))?);
+        }
+        if let Some(view) = d.settings.stream {
+            req = req.stream_specification(crate::ops::provision::stream_spec(Some(view))?);
+        }
+        req.send().await.map_err(|e| Error::dynamo("CreateTable", &d.table, e))?;
+        self.wait_active().await?;
+        self.after_create().await
+    }
+
+    pub(crate) async fn wait_active(&self) -> Result<(), Error> {
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(self.name())
+                .send()
+                .await
+                .map_err(|e| Error::dynamo("DescribeTable", self.name(), e))?;
+            let table = out.table();
+            let ready = table.and_then(|t| t.table_status()) == Some(&TableStatus::Active)
+                && table.map_or(true, |t| {
+                    t.global_secondary_indexes()
+                        .iter()
+                        .all(|g| g.index_status() == Some(&aws_sdk_dynamodb::types::IndexStatus::Active))
+                });
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Deletes the table.
+    pub async fn delete_table(&self) -> Result<(), Error> {
+        self.client
+            .delete_table()
+            .table_name(self.name())
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("DeleteTable", self.name(), e))?;
+        Ok(())
+    }
+}
+
+fn key_element(attr: &str, kind: KeyType) -> Result<KeySchemaElement, Error> {
+    KeySchemaElement::builder()
+        .attribute_name(attr)
+        .key_type(kind)
+        .build()
+        .map_err(|e| Error::Design(e.to_string()))
 }

@@ -7,14 +7,15 @@ use std::marker::PhantomData;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::condition::{Condition, Node};
-use crate::design::{EntityDesign, KeyDesign, PrimaryKey};
+use crate::design::{EntityDesign, KeyDesign};
+use crate::key::PrimaryKey;
 use crate::error::Error;
 use crate::expr::{and_all, Expr};
 use crate::field::{set_value, Computable, Field, IntoValue, ListField, Numeric, SetField, Settable};
 use crate::managed::Stamp;
 use crate::table::Table;
 use crate::template::{check_len, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
-use crate::write::{exists_clause, version_clause, WriteMeta};
+use crate::ops::write::{exists_clause, version_clause, WriteMeta};
 use crate::{AttrValue, Item};
 
 #[derive(Debug, Clone)]
@@ -579,7 +580,7 @@ mod tests {
 
     use super::*;
     use crate::design::IndexDesign;
-    use crate::managed::ManagedAttrs;
+    use crate::design::ManagedAttrs;
     use crate::template::{KeyKind, Template};
 
     /// User: pk ORG#{org}, sk USER#{id}; gsi1 EMAIL#{email} / USER;

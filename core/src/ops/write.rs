@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::condition::Condition;
-use crate::design::{EntityDesign, PrimaryKey};
+use crate::design::EntityDesign;
 use crate::error::Error;
 use crate::expr::{and_all, Expr};
-use crate::managed::{read_version, stamp_put};
+use crate::key::PrimaryKey;
+use crate::managed::{read_version, Stamp};
 use crate::size::{item_size, MAX_ITEM_BYTES};
 use crate::table::Table;
 use crate::Item;
@@ -337,4 +338,101 @@ pub(crate) fn version_clause(expr: &mut Expr, attr: &str, expected: u64) -> Stri
         let v = expr.value(AttributeValue::N(expected.to_string()));
         format!("{name} = {v}")
     }
+}
+
+
+impl Table {
+
+    /// Writes an item, replacing any item with the same key.
+    ///
+    /// For an entity with an `#[item(version)]` field the write is
+    /// conditional: the stored item must be at the item's version (or
+    /// absent, for version 0), else [`Error::VersionConflict`]; the item
+    /// is stored at its version plus one. `updated_at` is set to now, and
+    /// `created_at` too when the item has none.
+    pub async fn put<T: Item>(&self, item: &T) -> Result<(), Error> {
+        let put = self.prepare_put(item, false, None)?;
+        self.send_put(put).await
+    }
+
+    /// Writes an item only if no item has its key; otherwise
+    /// [`Error::AlreadyExists`].
+    pub async fn create<T: Item>(&self, item: &T) -> Result<(), Error> {
+        let put = self.prepare_put(item, true, None)?;
+        self.send_put(put).await
+    }
+
+    /// Reads one item by its typed key (a strongly consistent read).
+    /// `Ok(None)` when there is none.
+    pub async fn get<T: Item>(&self, key: &T::Key) -> Result<Option<T>, Error> {
+        self.entity::<T>()?;
+        let key = T::key_of(key)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.name())
+            .set_key(Some(self.key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("GetItem", self.name(), e))?;
+        out.item.map(T::from_item).transpose()
+    }
+
+    /// Deletes one item by its typed key; deleting an absent item is not an
+    /// error.
+    pub async fn delete<T: Item>(&self, key: &T::Key) -> Result<(), Error> {
+        self.entity::<T>()?;
+        let key = T::key_of(key)?;
+        self.client
+            .delete_item()
+            .table_name(self.name())
+            .set_key(Some(self.key_map(key)))
+            .send()
+            .await
+            .map_err(|e| Error::dynamo("DeleteItem", self.name(), e))?;
+        Ok(())
+    }
+}
+
+/// What a write adds to an encoded item for its managed fields.
+pub(crate) struct Stamped {
+    /// The version the write expects to find (`Some` for versioned
+    /// entities): 0 means "no item, or an item without a version".
+    pub(crate) expected_version: Option<u64>,
+}
+
+/// Fills an encoded item's managed attributes for a put: the version
+/// becomes the one given plus one, `updated_at` now, `created_at` now if
+/// the item has none.
+pub(crate) fn stamp_put<T: crate::Item>(
+    design: &EntityDesign,
+    item: &mut HashMap<String, AttributeValue>,
+) -> Result<Stamped, Error> {
+    let m = &design.managed;
+    let mut expected_version = None;
+    if let Some(attr) = &m.version {
+        let given = read_version(&design.entity, attr, item.get(attr.as_ref()))?;
+        let next = given.checked_add(1).ok_or_else(|| Error::InvalidValue {
+            entity: design.entity.to_string(),
+            path: attr.to_string(),
+            problem: "the version cannot grow past u64::MAX".into(),
+        })?;
+        item.insert(attr.to_string(), AttributeValue::N(next.to_string()));
+        expected_version = Some(given);
+    }
+    // Created first, so that updated_at is never before created_at.
+    if let Some(attr) = &m.created_at {
+        if !item.contains_key(attr.as_ref()) {
+            if let Some(now) = T::__now(Stamp::CreatedAt)? {
+                item.insert(attr.to_string(), now);
+            }
+        }
+    }
+    if let Some(attr) = &m.updated_at {
+        if let Some(now) = T::__now(Stamp::UpdatedAt)? {
+            item.insert(attr.to_string(), now);
+        }
+    }
+    Ok(Stamped { expected_version })
 }
