@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Checks that the published crates package and build on their own, as
+# `cargo publish` would upload them: `cargo package` with verification for
+# singletable-derive, singletable and singletable-migrate (cargo orders them
+# by dependency and resolves each one's unpublished workspace dependencies
+# from a local overlay registry under target/package/tmp-registry), after
+# checking that every package ships its license files and README and that
+# migrate leaves out its DynamoDB Local tests.
+#
+#   scripts/check-package.sh                # all three crates
+#   scripts/check-package.sh --no-verify    # extra args go to `cargo package`
+#
+# Needs no database. The verification builds reuse the workspace target dir;
+# after a `cargo test --workspace` only the three crates themselves compile.
+#
+# `--allow-dirty` is always passed: this checks what the working tree would
+# package (a clean CI clone and a developer's edited tree alike); the
+# uncommitted-changes guard belongs to `cargo publish`, which still has it.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+cd "$REPO_ROOT"
+
+# In dependency order (cargo sorts them anyway).
+crates=(singletable-derive singletable singletable-migrate)
+
+# The workspace's dev profile (root Cargo.toml). A packaged manifest carries
+# no profiles, so without these the verification would build every
+# dependency (the AWS SDK above all) a second time with other settings.
+# Keep in step with [profile.dev*] in Cargo.toml; a drift costs build time
+# only, never correctness.
+profile=(
+    --config 'profile.dev.debug="line-tables-only"'
+    --config 'profile.dev.package."*".opt-level=1'
+    --config 'profile.dev.package."*".debug=false'
+)
+
+fail() {
+    echo "check-package: $*" >&2
+    exit 1
+}
+
+for crate in "${crates[@]}"; do
+    files="$(cargo package --quiet --allow-dirty --list -p "$crate")" \
+        || fail "cargo package --list -p $crate failed"
+    for required in LICENSE-MIT LICENSE-APACHE README.md; do
+        grep -qx "$required" <<<"$files" \
+            || fail "$crate: $required is not in the package (each crate dir has LICENSE-* symlinks to the root files and a readme)"
+    done
+done
+
+migrate_files="$(cargo package --quiet --allow-dirty --list -p singletable-migrate)"
+if grep -q '^tests/' <<<"$migrate_files"; then
+    fail "singletable-migrate ships tests/ (they need the unpublished singletable-tests harness; see exclude in migrate/Cargo.toml)"
+fi
+
+packages=()
+for crate in "${crates[@]}"; do
+    packages+=(-p "$crate")
+done
+
+cargo package --allow-dirty "${profile[@]}" "${packages[@]}" "$@"
+echo "check-package: ${crates[*]} package and build on their own"
