@@ -535,10 +535,11 @@
 
 // Layers, bottom first (ARCHITECTURE.md; `scripts/check-layers.py` checks
 // that no file imports from a layer above its own):
-// 0 error, key, expr, size · 1 attr, template · 2 design ·
+// 0 error, key, expr, hash, size · 1 attr, template · 2 design ·
 // 3 item, field, condition, managed, collection, stream · 4 table · 5 ops
 mod error;
 mod expr;
+pub mod hash;
 mod key;
 mod size;
 

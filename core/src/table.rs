@@ -114,10 +114,10 @@ impl KeyParts {
     fn check_known(&self, entity: &EntityDesign, key: &KeyDesign) -> Result<(), Error> {
         for (name, _) in &self.values {
             if !key.template.fields().any(|f| f.field == *name || f.attr == *name) {
-                return Err(Error::Design(format!(
-                    "{}: `{name}` is not a field of `{}`'s template `{}`",
-                    entity.entity, key.attr, key.template.source
-                )));
+                return Err(Error::invalid_argument(
+                    "key parts",
+                    format!("{}: `{name}` is not a field of `{}`'s template `{}`", entity.entity, key.attr, key.template.source),
+                ));
             }
         }
         Ok(())
@@ -150,10 +150,13 @@ impl KeyParts {
                 .map(|f| f.field.as_ref())
                 .collect();
             if let Some(given) = after.first() {
-                return Err(Error::Design(format!(
-                    "{}: `{}` gives `{given}` but not `{}` before it; a key prefix needs the leading fields",
-                    entity.entity, key.attr, missing.field
-                )));
+                return Err(Error::invalid_argument(
+                    "key parts",
+                    format!(
+                        "{}: `{}` gives `{given}` but not `{}` before it; a key prefix needs the leading fields",
+                        entity.entity, key.attr, missing.field
+                    ),
+                ));
             }
         }
         Ok((text, missing.is_none()))

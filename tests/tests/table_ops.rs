@@ -412,10 +412,13 @@ async fn query_a_gsi_with_begins_with_and_between_and_sparse_items_are_left_out(
     assert_eq!(seqs(&some), [100, 10]);
 
     // Unknown index; an index the entity does not use.
-    assert!(matches!(table.query::<User>().index("nope").pk(org("acme")).all().await, Err(Error::Design(_))));
+    assert!(matches!(
+        table.query::<User>().index("nope").pk(org("acme")).all().await,
+        Err(Error::InvalidArgument { argument: "index", .. })
+    ));
     assert!(matches!(
         table.query::<Order>().index("gsi1").pk(KeyParts::new().set("email", "x")).all().await,
-        Err(Error::Design(_))
+        Err(Error::InvalidArgument { argument: "index", .. })
     ));
     drop_table(&table).await;
 }

@@ -121,7 +121,7 @@ impl TableDesign {
     /// Reads a design file and checks it as [`TableDesignBuilder::build`]
     /// checks derived designs.
     pub fn from_json(json: &str) -> Result<TableDesign, Error> {
-        let read: TableDesign = serde_json::from_str(json).map_err(|e| Error::Design(format!("design file: {e}")))?;
+        let read: TableDesign = serde_json::from_str(json).map_err(|source| Error::DesignFile { source })?;
         read.validate()?;
         Ok(read)
     }

@@ -81,6 +81,28 @@ pub enum Error {
     #[error("design: {0}")]
     Design(String),
 
+    /// The SDK refused to build a part of a request (a required member
+    /// missing); nothing was sent. A bug in singletable if it ever shows.
+    #[error("could not build the {what} of a request: {source}")]
+    Build {
+        what: &'static str,
+        #[source]
+        source: aws_sdk_dynamodb::error::BuildError,
+    },
+
+    /// An argument of a call that cannot work with this table's design
+    /// (an index the entity does not use, a scan segment out of range, key
+    /// parts that are not fields of the template ...); nothing was sent.
+    #[error("invalid argument `{argument}`: {reason}")]
+    InvalidArgument { argument: &'static str, reason: String },
+
+    /// A design file could not be read as JSON.
+    #[error("design file: {source}")]
+    DesignFile {
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// A create-only put found an item with the same key.
     #[error("{entity}: an item with key ({pk}, {sk}) already exists")]
     AlreadyExists { entity: String, pk: String, sk: String },
@@ -195,6 +217,14 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn build(what: &'static str, source: aws_sdk_dynamodb::error::BuildError) -> Self {
+        Error::Build { what, source }
+    }
+
+    pub(crate) fn invalid_argument(argument: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { argument, reason: reason.into() }
+    }
+
     pub(crate) fn dynamo<E>(operation: &'static str, table: &str, err: E) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,

@@ -224,10 +224,13 @@ impl<'t> BatchWrite<'t> {
     fn add_put<T: Item>(&mut self, item: &T) {
         match self.table.encode(item).and_then(|(design, mut encoded)| {
             if design.managed.version.is_some() {
-                return Err(Error::Design(format!(
-                    "entity `{}` is versioned (#[item(version)]) and BatchWriteItem cannot check a version: write it with put, save or a transaction",
-                    design.entity
-                )));
+                return Err(Error::invalid_argument(
+                    "batch_write",
+                    format!(
+                        "entity `{}` is versioned (#[item(version)]) and BatchWriteItem cannot check a version: write it with put, save or a transaction",
+                        design.entity
+                    ),
+                ));
             }
             // created_at / updated_at, as a single put sets them.
             crate::ops::write::stamp_put::<T>(design, &mut encoded)?;

@@ -153,12 +153,15 @@ impl<'t, C: Collection + 't> CollectionQuery<'t, C> {
             match self.pk.render(member, key) {
                 Ok(value) => match &rendered {
                     Some((attr, other, by)) if *attr != key.attr || *other != value => {
-                        return Err(Error::Design(format!(
-                            "collection `{}`: the parts given render partition {}={value:?} for `{}` but {attr}={other:?} for `{by}`",
-                            C::NAME,
-                            key.attr,
-                            member.entity
-                        )))
+                        return Err(Error::invalid_argument(
+                            "pk",
+                            format!(
+                                "collection `{}`: the parts given render partition {}={value:?} for `{}` but {attr}={other:?} for `{by}`",
+                                C::NAME,
+                                key.attr,
+                                member.entity
+                            ),
+                        ))
                     }
                     Some(_) => {}
                     None => rendered = Some((key.attr.to_string(), value, member.entity.as_ref())),
@@ -170,11 +173,10 @@ impl<'t, C: Collection + 't> CollectionQuery<'t, C> {
         }
         let Some((pk_attr, pk_value, _)) = rendered else {
             return Err(first_error.unwrap_or_else(|| {
-                Error::Design(format!(
-                    "collection `{}`: no member uses index `{}`",
-                    C::NAME,
-                    self.index.as_deref().unwrap_or("")
-                ))
+                Error::invalid_argument(
+                    "index",
+                    format!("collection `{}`: no member uses index `{}`", C::NAME, self.index.as_deref().unwrap_or("")),
+                )
             }));
         };
         let mut names = HashMap::from([("#pk".to_string(), pk_attr.clone())]);
@@ -184,14 +186,14 @@ impl<'t, C: Collection + 't> CollectionQuery<'t, C> {
         let sk_attr = match &self.index {
             None => Some(d.sk_attr.clone()),
             Some(name) => {
-                let index = d.index(name).ok_or_else(|| Error::Design(format!("table `{}` has no index `{name}`", d.table)))?;
+                let index = d.index(name).ok_or_else(|| Error::invalid_argument("index", format!("table `{}` has no index `{name}`", d.table)))?;
                 key_attrs.push(index.pk_attr.clone());
                 key_attrs.extend(index.sk_attr.clone());
                 index.sk_attr.clone()
             }
         };
         if let Some(prefix) = &self.sk_prefix {
-            let sk = sk_attr.ok_or_else(|| Error::Design(format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))?;
+            let sk = sk_attr.ok_or_else(|| Error::invalid_argument("sk_begins_with", format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))?;
             names.insert("#sk".into(), sk);
             values.insert(":sk".into(), AttributeValue::S(prefix.clone()));
             condition.push_str(" AND begins_with(#sk, :sk)");

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -19,6 +18,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
+use crate::hash::{hash_value, Fnv64};
 use crate::table::Table;
 
 type Raw = HashMap<String, AttributeValue>;
@@ -198,30 +198,30 @@ impl<'t> Request<'t> {
 
     /// A stable hash of everything that selects the items.
     fn fingerprint(&self) -> u64 {
-        let mut h = Fnv::new();
-        h.str(match self.op {
+        let mut h = Fnv64::new();
+        h.write_str(match self.op {
             Op::Query => "query",
             Op::Scan => "scan",
         });
-        h.str(self.table.name());
-        h.str(self.index.as_deref().unwrap_or("-"));
-        h.str(self.key_condition.as_deref().unwrap_or("-"));
-        h.str(self.filter.as_deref().unwrap_or("-"));
+        h.write_str(self.table.name());
+        h.write_str(self.index.as_deref().unwrap_or("-"));
+        h.write_str(self.key_condition.as_deref().unwrap_or("-"));
+        h.write_str(self.filter.as_deref().unwrap_or("-"));
         let mut names: Vec<_> = self.names.iter().collect();
         names.sort();
         for (k, v) in names {
-            h.str(k);
-            h.str(v);
+            h.write_str(k);
+            h.write_str(v);
         }
         let mut values: Vec<_> = self.values.iter().collect();
         values.sort_by(|a, b| a.0.cmp(b.0));
         for (k, v) in values {
-            h.str(k);
-            h.str(&canonical(v));
+            h.write_str(k);
+            hash_value(&mut h, v);
         }
-        h.str(if self.forward { "fwd" } else { "rev" });
+        h.write_str(if self.forward { "fwd" } else { "rev" });
         if let Some((s, t)) = self.segment {
-            h.str(&format!("{s}/{t}"));
+            h.write_str(&format!("{s}/{t}"));
         }
         h.finish()
     }
@@ -231,7 +231,8 @@ impl<'t> Request<'t> {
         let mut attrs: Vec<_> = key.iter().collect();
         attrs.sort_by(|a, b| a.0.cmp(b.0));
         for (name, value) in attrs {
-            k.insert(name.clone(), value_json(value));
+            // Key attributes are S, N or B: always typed JSON.
+            k.insert(name.clone(), value_json(value).unwrap_or(Value::Null));
         }
         let mut payload = json!({ "v": 1, "q": format!("{:016x}", self.fingerprint()), "k": k });
         if let Some(r) = remaining {
@@ -296,67 +297,43 @@ impl<'t> Request<'t> {
     }
 }
 
-fn canonical(v: &AttributeValue) -> String {
-    match v {
-        AttributeValue::S(s) => format!("S:{s}"),
-        AttributeValue::N(n) => format!("N:{n}"),
-        AttributeValue::B(b) => format!("B:{}", URL_SAFE_NO_PAD.encode(b.as_ref())),
-        AttributeValue::Bool(b) => format!("BOOL:{b}"),
-        other => format!("{other:?}"),
-    }
-}
-
-fn value_json(v: &AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": URL_SAFE_NO_PAD.encode(b.as_ref()) }),
-        // Key attributes are S, N or B; anything else cannot come back.
-        other => json!({ "?": format!("{other:?}") }),
-    }
-}
-
-fn json_value(v: &Value) -> Option<AttributeValue> {
-    let Value::Object(m) = v else { return None };
-    if m.len() != 1 {
+/// A key value as typed JSON (`{"S": "x"}`), through serde_dynamo.
+fn value_json(v: &AttributeValue) -> Option<Value> {
+    if !is_known(v) {
         return None;
     }
-    let (t, x) = m.iter().next()?;
-    let x = x.as_str()?;
-    match t.as_str() {
-        "S" => Some(AttributeValue::S(x.to_string())),
-        "N" => Some(AttributeValue::N(x.to_string())),
-        "B" => URL_SAFE_NO_PAD.decode(x).ok().map(|b| AttributeValue::B(Blob::new(b))),
-        _ => None,
-    }
+    serde_json::to_value(serde_dynamo::AttributeValue::from(v.clone())).ok()
 }
 
-/// 64-bit FNV-1a: stable across builds and platforms.
-struct Fnv(u64);
+/// Reads a typed-JSON key value back; key attributes are S, N or B.
+fn json_value(v: &Value) -> Option<AttributeValue> {
+    let read: serde_dynamo::AttributeValue = serde_json::from_value(v.clone()).ok()?;
+    let value = AttributeValue::from(read);
+    matches!(value, AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_)).then_some(value)
+}
 
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf29ce484222325)
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= u64::from(x);
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
-    fn str(&mut self, s: &str) {
-        self.bytes(&(s.len() as u64).to_le_bytes());
-        self.bytes(s.as_bytes());
-    }
-    fn finish(&self) -> u64 {
-        self.0
+/// Whether serde_dynamo can convert the value (it panics on a type newer
+/// than itself).
+fn is_known(v: &AttributeValue) -> bool {
+    match v {
+        AttributeValue::S(_)
+        | AttributeValue::N(_)
+        | AttributeValue::B(_)
+        | AttributeValue::Bool(_)
+        | AttributeValue::Null(_)
+        | AttributeValue::Ss(_)
+        | AttributeValue::Ns(_)
+        | AttributeValue::Bs(_) => true,
+        AttributeValue::L(l) => l.iter().all(is_known),
+        AttributeValue::M(m) => m.values().all(is_known),
+        _ => false,
     }
 }
 
 fn checksum(payload: &[u8]) -> u64 {
-    let mut h = Fnv::new();
-    h.bytes(b"singletable-cursor");
-    h.bytes(payload);
+    let mut h = Fnv64::new();
+    h.write(b"singletable-cursor");
+    h.write(payload);
     h.finish()
 }
 
@@ -366,9 +343,12 @@ mod tests {
 
     #[test]
     fn typed_json_round_trips_key_values() {
+        use aws_sdk_dynamodb::primitives::Blob;
         for v in [AttributeValue::S("USER#ann".into()), AttributeValue::N("-12.5".into()), AttributeValue::B(Blob::new(vec![0, 255, 7]))] {
-            assert_eq!(json_value(&value_json(&v)), Some(v));
+            assert_eq!(json_value(&value_json(&v).unwrap()), Some(v));
         }
+        // Not a key type.
+        assert_eq!(json_value(&json!({"BOOL": true})), None);
         assert_eq!(json_value(&json!({"S": "a", "N": "1"})), None);
         assert_eq!(json_value(&json!({"BOOL": "true"})), None);
     }

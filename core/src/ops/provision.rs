@@ -202,7 +202,7 @@ pub(crate) fn stream_spec(view: Option<StreamView>) -> Result<StreamSpecificatio
         Some(v) => StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::from(v.as_str())),
         None => StreamSpecification::builder().stream_enabled(false),
     };
-    b.build().map_err(|e| Error::Design(e.to_string()))
+    b.build().map_err(|e| Error::build("StreamSpecification", e))
 }
 
 fn live_view(v: &StreamViewType) -> Option<StreamView> {
@@ -247,7 +247,7 @@ impl Table {
             .attribute_name(attr)
             .enabled(true)
             .build()
-            .map_err(|e| Error::Design(e.to_string()))?;
+            .map_err(|e| Error::build("TimeToLiveSpecification", e))?;
         self.client()
             .update_time_to_live()
             .table_name(self.name())
@@ -262,7 +262,7 @@ impl Table {
         let spec = PointInTimeRecoverySpecification::builder()
             .point_in_time_recovery_enabled(true)
             .build()
-            .map_err(|e| Error::Design(e.to_string()))?;
+            .map_err(|e| Error::build("PointInTimeRecoverySpecification", e))?;
         match self.client().update_continuous_backups().table_name(self.name()).point_in_time_recovery_specification(spec).send().await {
             Ok(_) => report.applied.push(Applied::EnabledPointInTimeRecovery),
             Err(e) if unknown_operation(&e) => report.warnings.push(
@@ -459,7 +459,7 @@ impl Table {
                     .attribute_name(a)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
-                    .map_err(|e| Error::Design(e.to_string()))?,
+                    .map_err(|e| Error::build("AttributeDefinition", e))?,
             );
         }
         for i in &d.indexes {
@@ -470,7 +470,7 @@ impl Table {
             if let Some(sk) = &i.sk_attr {
                 gsi = gsi.key_schema(key_element(sk, KeyType::Range)?);
             }
-            req = req.global_secondary_indexes(gsi.build().map_err(|e| Error::Design(e.to_string()))?);
+            req = req.global_secondary_indexes(gsi.build().map_err(|e| Error::build("GlobalSecondaryIndex", e))?);
         }
         if let Some(view) = d.settings.stream {
             req = req.stream_specification(crate::ops::provision::stream_spec(Some(view))?);
@@ -522,5 +522,5 @@ fn key_element(attr: &str, kind: KeyType) -> Result<KeySchemaElement, Error> {
         .attribute_name(attr)
         .key_type(kind)
         .build()
-        .map_err(|e| Error::Design(e.to_string()))
+        .map_err(|e| Error::build("KeySchemaElement", e))
 }

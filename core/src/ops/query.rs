@@ -143,7 +143,7 @@ impl<'t, T: Item + 't> Query<'t, T> {
             None => (&entity.pk, Some(&entity.sk)),
             Some(name) => {
                 let index = entity.index(name).ok_or_else(|| {
-                    Error::Design(format!("entity `{}` has no index `{name}`", entity.entity))
+                    Error::invalid_argument("index", format!("entity `{}` has no index `{name}`", entity.entity))
                 })?;
                 (&index.pk, index.sk.as_ref())
             }
@@ -154,7 +154,7 @@ impl<'t, T: Item + 't> Query<'t, T> {
         // A key equal to an open upper bound's successor is past the range.
         let mut exclude_sk: Option<AttributeValue> = None;
         let sk_key_or_err = || {
-            sk_key.ok_or_else(|| Error::Design(format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))
+            sk_key.ok_or_else(|| Error::invalid_argument("sk_begins_with", format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))
         };
         match &self.sk {
             SortCondition::Any => {}

@@ -90,13 +90,13 @@ impl<'t, T: Item + 't> Scan<'t, T> {
         let d = self.table.design();
         let mut key_attrs = vec![d.pk_attr.clone(), d.sk_attr.clone()];
         if let Some(name) = &self.index {
-            let index = d.index(name).ok_or_else(|| Error::Design(format!("table `{}` has no index `{name}`", d.table)))?;
+            let index = d.index(name).ok_or_else(|| Error::invalid_argument("index", format!("table `{}` has no index `{name}`", d.table)))?;
             key_attrs.push(index.pk_attr.clone());
             key_attrs.extend(index.sk_attr.clone());
         }
         if let Some((s, t)) = self.segment {
             if t == 0 || s >= t || t > 1_000_000 {
-                return Err(Error::Design(format!("scan segment {s} of {t}: need 0 <= segment < total <= 1000000")));
+                return Err(Error::invalid_argument("segment", format!("scan segment {s} of {t}: need 0 <= segment < total <= 1000000")));
             }
         }
         let mut expr = crate::expr::Expr::new();

@@ -130,7 +130,7 @@ impl<'t> Transaction<'t> {
             .set_expression_attribute_values(values)
             .set_return_values_on_condition_check_failure(put.meta.return_old())
             .build()
-            .map_err(|e| Error::Design(e.to_string()));
+            .map_err(|e| Error::build("Put", e));
         let mut meta = put.meta;
         meta.operation = "Put";
         self.record(built.map(|p| Action { item: TransactWriteItem::builder().put(p).build(), meta, size }));
@@ -147,7 +147,7 @@ impl<'t> Transaction<'t> {
             .set_expression_attribute_values(values)
             .set_return_values_on_condition_check_failure(delete.meta.return_old())
             .build()
-            .map_err(|e| Error::Design(e.to_string()));
+            .map_err(|e| Error::build("Delete", e));
         let mut meta = delete.meta;
         meta.operation = "Delete";
         self.record(built.map(|d| Action { item: TransactWriteItem::builder().delete(d).build(), meta, size }));
@@ -195,7 +195,7 @@ impl<'t> Transaction<'t> {
                 .set_expression_attribute_values(values)
                 .set_return_values_on_condition_check_failure(u.meta.return_old())
                 .build()
-                .map_err(|e| Error::Design(e.to_string()))?;
+                .map_err(|e| Error::build("Update", e))?;
             let mut meta = u.meta;
             meta.operation = "Update";
             Ok(Action { item: TransactWriteItem::builder().update(built).build(), meta, size })
@@ -237,7 +237,7 @@ impl<'t> Transaction<'t> {
                 .set_expression_attribute_values(values)
                 .set_return_values_on_condition_check_failure(c.meta.return_old())
                 .build()
-                .map_err(|e| Error::Design(e.to_string()))?;
+                .map_err(|e| Error::build("ConditionCheck", e))?;
             Ok(Action { item: TransactWriteItem::builder().condition_check(built).build(), meta: c.meta, size })
         });
         self.record(result);

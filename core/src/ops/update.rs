@@ -543,7 +543,7 @@ fn build(
             clauses.push(version_clause(&mut expr, attr, expected));
             Some((attr.to_string(), expected))
         }
-        (Some(_), None) => return Err(Error::Design(format!("entity `{entity}` has no `#[item(version)]` field"))),
+        (Some(_), None) => return Err(Error::invalid_argument("version", format!("entity `{entity}` has no `#[item(version)]` field"))),
         (None, _) => None,
     };
     for (attr, value) in &unchanged {

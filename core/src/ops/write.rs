@@ -224,7 +224,7 @@ impl Table {
                 Some((attr.to_string(), expected))
             }
             (Some(_), None) => {
-                return Err(Error::Design(format!("entity `{}` has no `#[item(version)]` field", design.entity)))
+                return Err(Error::invalid_argument("version", format!("entity `{}` has no `#[item(version)]` field", design.entity)))
             }
             (None, _) => None,
         };
