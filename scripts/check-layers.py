@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LAYERS = {
     "core/src": [
-        ["error", "key", "expr", "size"],
+        ["error", "key", "expr", "hash", "size"],
         ["attr", "template"],
         ["design"],
         ["item", "field", "condition", "managed", "collection", "stream"],
@@ -34,10 +34,12 @@ LAYERS = {
         ["private", "lib"],
     ],
     "migrate/src": [
-        ["error", "raw", "ddb_json", "fingerprint"],
+        ["error"],
+        ["raw", "retry"],
+        ["ddb_json", "live"],
+        ["fingerprint", "reserved"],
         ["plan"],
         ["decide"],
-        ["reserved", "live"],
         ["analyze", "render"],
         ["planner"],
         ["apply", "design"],

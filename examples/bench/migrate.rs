@@ -44,10 +44,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRe
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::{Item as _, Table, TableDesign};
-use singletable_migrate::analyze::{analyze, AnalyzeOptions};
-use singletable_migrate::fingerprint::fingerprint;
-use singletable_migrate::reserved::{read_recorded_design, record_design};
-use singletable_migrate::{describe, diff, ApplyOptions, Event, Migrator, Observer, Plan};
+use singletable_migrate::planner::{self, PlanRequest};
+use singletable_migrate::reserved::record_design;
+use singletable_migrate::{ApplyOptions, Event, Migrator, Observer, Plan};
 
 type RawItem = HashMap<String, AttributeValue>;
 
@@ -473,22 +472,11 @@ impl Observer for Timeline {
     }
 }
 
+/// Plans the move to [`new_design`] with the library's planner, as
+/// `singletable migrate plan` does.
 async fn make_plan(client: &Client, table: &str, segments: u32) -> Result<Plan> {
-    let live = describe(client, table).await?;
-    let recorded = read_recorded_design(client, table, "pk", "sk").await?;
-    let new = new_design(table);
-    let changes = diff(recorded.as_ref(), &new, &live)?;
-    let opts = AnalyzeOptions { segments, ..AnalyzeOptions::default() };
-    let entities = analyze(client, table, recorded.as_ref(), &new, &changes, &opts).await?;
-    let plan = Plan {
-        table: table.into(),
-        from: recorded.clone(),
-        to: new,
-        changes,
-        entities,
-        fingerprint: fingerprint(&live, recorded.as_ref()),
-        defaults: vec![],
-    };
+    let request = PlanRequest::new(new_design(table)).table(table).segments(segments);
+    let plan = planner::make_plan(client, &request).await?.plan;
     ensure!(plan.blocking_errors().is_empty(), "plan blocked: {:?}", plan.blocking_errors());
     Ok(plan)
 }

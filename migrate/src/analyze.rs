@@ -15,53 +15,19 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use serde::{Deserialize, Serialize};
 use singletable::template::KeyKind;
 use singletable::{item_size, EntityDesign, Error, TableDesign};
 
+use crate::decide::Target;
 use crate::error::MigrateError;
 use crate::fingerprint::{hash_map, Fnv64};
-use crate::apply::decide::Target;
 use crate::plan::Change;
+use crate::raw::RawItem;
 use crate::reserved::is_reserved_in;
 
-type Item = HashMap<String, AttributeValue>;
+pub use crate::plan::{Defaults, EntityReport};
+
 type Key = (String, String);
-
-pub use crate::apply::Defaults;
-
-/// One entity's findings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct EntityReport {
-    /// The entity name (for items of an unknown type: the name they carry,
-    /// or `(none)` when they carry none).
-    pub entity: String,
-    /// Items of this entity in the table.
-    pub items: u64,
-    /// Items apply writes: moved, updated in place, deleted or copied.
-    pub changing: u64,
-    /// Up to three (before, after) key samples, as `attr=value` lists; the
-    /// items with the smallest current keys, so plans are reproducible.
-    pub samples: Vec<(String, String)>,
-    /// Problems that block apply.
-    pub errors: Vec<String>,
-    /// Things worth knowing that do not block apply.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// Estimated write capacity units to apply (table writes; each index an
-    /// item is projected into costs its own writes on top).
-    pub write_units: u64,
-    /// The write budget the duration is estimated at (`None`: unthrottled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_wcu: Option<f64>,
-    /// Estimated seconds of writing at `max_wcu` (`None`: unthrottled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_secs: Option<f64>,
-    /// True for items whose entity type neither design knows: apply leaves
-    /// them alone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unknown: bool,
-}
 
 /// How to analyze.
 #[derive(Debug, Clone)]
@@ -151,7 +117,7 @@ pub async fn analyze(
 
 async fn scan_segment(client: Client, rules: Arc<Rules>, segment: u32, total: u32) -> Result<Acc, MigrateError> {
     let mut acc = Acc::new(rules.slots.len());
-    let mut start: Option<Item> = None;
+    let mut start: Option<RawItem> = None;
     loop {
         let out = client
             .scan()
@@ -293,7 +259,7 @@ impl Rules {
         }
     }
 
-    fn key_of(&self, item: &Item) -> Key {
+    fn key_of(&self, item: &RawItem) -> Key {
         (show_value(item.get(&self.pk_attr)), show_value(item.get(&self.sk_attr)))
     }
 
@@ -306,7 +272,7 @@ impl Rules {
     }
 
     /// The entity slot an item belongs to, or the type name it carries.
-    fn classify(&self, item: &Item) -> Result<usize, Option<String>> {
+    fn classify(&self, item: &RawItem) -> Result<usize, Option<String>> {
         let mut carried = None;
         for attr in &self.entity_attrs {
             if let Some(AttributeValue::S(name)) = item.get(attr) {
@@ -321,14 +287,14 @@ impl Rules {
         Err(carried)
     }
 
-    fn payload_hash(&self, item: &Item) -> u64 {
+    fn payload_hash(&self, item: &RawItem) -> u64 {
         let mut h = Fnv64::new();
         hash_map(&mut h, item, |name| !self.key_attrs.iter().any(|k| k == name));
         h.finish()
     }
 
     /// `attr=value` for the key attributes an item has, in display order.
-    fn show_keys(&self, item: &Item) -> String {
+    fn show_keys(&self, item: &RawItem) -> String {
         let parts: Vec<String> =
             self.key_attrs.iter().filter_map(|a| item.get(a).map(|v| format!("{a}={}", show_value(Some(v))))).collect();
         parts.join(" ")
@@ -340,7 +306,7 @@ impl Rules {
         parts.iter().map(|(a, v)| format!("{a}={v}")).collect::<Vec<_>>().join(" ")
     }
 
-    fn examine(&self, item: Item) -> Finding {
+    fn examine(&self, item: RawItem) -> Finding {
         if is_reserved_in(&item, &self.pk_attr) {
             return Finding::Reserved;
         }
@@ -677,7 +643,7 @@ impl Acc {
         self.movers.extend(other.movers);
     }
 
-    fn add(&mut self, rules: &Rules, item: Item) {
+    fn add(&mut self, rules: &Rules, item: RawItem) {
         match rules.examine(item) {
             Finding::Reserved => {}
             Finding::Unknown { name, occupies } => {
@@ -810,12 +776,12 @@ mod tests {
         entities.iter().fold(TableDesign::new("t"), |b, e| b.entity_design((*e).clone())).build().unwrap()
     }
 
-    fn user(org: &str, id: &str, email: &str) -> Item {
+    fn user(org: &str, id: &str, email: &str) -> RawItem {
         v1::User { org: org.into(), id: id.into(), email: email.into() }.to_item().unwrap()
     }
 
     /// Runs the per-item decisions over `items` as the scan would.
-    fn run(old: &TableDesign, new: &TableDesign, items: Vec<Item>, defaults: Defaults) -> Vec<EntityReport> {
+    fn run(old: &TableDesign, new: &TableDesign, items: Vec<RawItem>, defaults: Defaults) -> Vec<EntityReport> {
         let changes = diff(Some(old), new, &LiveTable::as_created(old)).unwrap();
         let rules = Rules::new("t", Some(old), new, &changes, &defaults);
         // Two "segments", to exercise merging.
@@ -835,7 +801,7 @@ mod tests {
     fn a_move_counts_samples_and_write_units() {
         let old = design(&[v1::User::DESIGN, v1::Note::DESIGN]);
         let new = design(&[moved::User::DESIGN, v1::Note::DESIGN]);
-        let mut items: Vec<Item> = (0..5).map(|i| user("acme", &format!("u{i}"), &format!("u{i}@x"))).collect();
+        let mut items: Vec<RawItem> = (0..5).map(|i| user("acme", &format!("u{i}"), &format!("u{i}@x"))).collect();
         items.push(v1::Note { org: "acme".into(), id: "n1".into() }.to_item().unwrap());
         items.push(crate::reserved::design_item(&old, 1));
         let reports = run(&old, &new, items, Defaults::new());

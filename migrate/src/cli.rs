@@ -26,14 +26,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analyze::{analyze, parse_default, AnalyzeOptions, Defaults};
+use crate::analyze::parse_default;
 use crate::apply::{ApplyOptions, ApplyReport, Event, Migrator, Observer};
+use crate::design::{iam, show, workbench};
 use crate::error::MigrateError;
-use crate::fingerprint::fingerprint;
-use crate::live::describe;
-use crate::plan::{diff, DefaultValue, Plan};
+use crate::plan::{Defaults, Plan};
+use crate::planner::{self, Note, PlanRequest};
 use crate::render::render_plan;
-use crate::reserved::read_recorded_design;
 
 /// `singletable`: DynamoDB single-table design toolkit.
 #[derive(Debug, Parser)]
@@ -341,7 +340,6 @@ fn now_secs() -> i64 {
 }
 
 fn design_command(command: DesignCommand, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
-    use crate::design::{iam, show, workbench};
     match command {
         DesignCommand::Show(args) => {
             let design = design_input(&args.input, embedded)?;
@@ -410,46 +408,34 @@ pub fn read_design(path: &Path) -> Result<TableDesign, MigrateError> {
     TableDesign::from_json(&text).map_err(|e| MigrateError::Other(format!("{}: {e}", path.display())))
 }
 
-/// Makes a plan as `migrate plan` does: reads the new design (file or
-/// embedded), the live table and its recorded design (else `--from`),
-/// diffs, scans, and fingerprints the table.
+/// Makes a plan as `migrate plan` does, with the library's [`planner`]:
+/// reads the new design (file or embedded) and `--from`, parses the
+/// `--default`s, plans, and prints the planner's notes to standard error.
 pub async fn make_plan(client: &Client, inputs: &PlanInputs, embedded: Option<&TableDesign>) -> Result<Plan, MigrateError> {
-    let mut new = match (&inputs.design, embedded) {
+    let design = match (&inputs.design, embedded) {
         (Some(path), _) => read_design(path)?,
         (None, Some(d)) => d.clone(),
         (None, None) => return Err(MigrateError::Other("no design given: pass --design FILE".into())),
     };
-    let table = inputs.table.clone().unwrap_or_else(|| new.table.clone());
-    let live = describe(client, &table).await?;
-    let same_keys = live.pk_attr.as_deref() == Some(new.pk_attr.as_str()) && live.sk_attr.as_deref() == Some(new.sk_attr.as_str());
-    if !live.exists || same_keys {
-        // The design goes to the table named, under that name.
-        new.table = table.clone();
-    }
-    let recorded = match (&live.pk_attr, &live.sk_attr) {
-        (Some(pk), Some(sk)) if live.exists => read_recorded_design(client, &table, pk, sk).await?,
-        _ => None,
-    };
-    let given = inputs.from.as_deref().map(read_design).transpose()?;
-    if let (Some(r), Some(g)) = (&recorded, &given) {
-        if r.entities != g.entities || r.indexes != g.indexes {
-            eprintln!(
-                "Note: table `{table}` records the design it was last migrated to; it is used, and --from {} is ignored.",
-                inputs.from.as_deref().unwrap_or(Path::new("")).display()
-            );
-        }
-    }
-    let old = recorded.clone().or(given);
-    let changes = diff(old.as_ref(), &new, &live)?;
+    let from = inputs.from.as_deref().map(read_design).transpose()?;
     let mut defaults = Defaults::new();
     for spec in &inputs.defaults {
-        let (k, v) = parse_default(spec, &new)?;
+        let (k, v) = parse_default(spec, &design)?;
         defaults.insert(k, v);
     }
-    let opts = AnalyzeOptions { segments: inputs.segments, defaults, max_wcu: inputs.max_wcu };
-    let entities = analyze(client, &table, old.as_ref(), &new, &changes, &opts).await?;
-    let defaults = DefaultValue::from_defaults(&opts.defaults);
-    Ok(Plan { table, from: old, to: new, changes, entities, fingerprint: fingerprint(&live, recorded.as_ref()), defaults })
+    let mut request = PlanRequest::new(design).defaults(defaults).segments(inputs.segments).max_wcu(inputs.max_wcu);
+    request.table = inputs.table.clone();
+    request.from = from;
+    let planned = planner::make_plan(client, &request).await?;
+    for note in &planned.notes {
+        match note {
+            Note::RecordedDesignWins { table } => eprintln!(
+                "Note: table `{table}` records the design it was last migrated to; it is used, and --from {} is ignored.",
+                inputs.from.as_deref().unwrap_or(Path::new("")).display()
+            ),
+        }
+    }
+    Ok(planned.plan)
 }
 
 async fn plan_command(args: &PlanArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {

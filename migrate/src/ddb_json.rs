@@ -3,57 +3,32 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-/// One value as typed JSON.
-pub fn value_to_json(value: &AttributeValue) -> Value {
-    let b64 = |b: &Blob| Value::String(aws_smithy_types::base64::encode(b.as_ref()));
-    match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": b64(b) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::Ss(v) => json!({ "SS": v }),
-        AttributeValue::Ns(v) => json!({ "NS": v }),
-        AttributeValue::Bs(v) => json!({ "BS": v.iter().map(b64).collect::<Vec<_>>() }),
-        AttributeValue::L(v) => json!({ "L": v.iter().map(value_to_json).collect::<Vec<_>>() }),
-        AttributeValue::M(m) => json!({ "M": item_to_json(m) }),
-        _ => Value::Null,
-    }
+/// One value as typed JSON; an error for a type this SDK version does not
+/// know (nothing is written as `null` in its place).
+pub fn value_to_json(value: &AttributeValue) -> Result<Value, String> {
+    check_known(value)?;
+    serde_json::to_value(serde_dynamo::AttributeValue::from(value.clone())).map_err(|e| e.to_string())
 }
 
-/// An item as typed JSON, attributes in name order (stable output).
-pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Value {
+/// An item as typed JSON, attributes in name order (stable output); an
+/// error names the attribute whose type is unknown.
+pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Result<Value, String> {
     let mut names: Vec<&String> = item.keys().collect();
     names.sort();
-    Value::Object(names.into_iter().map(|k| (k.clone(), value_to_json(&item[k]))).collect::<Map<_, _>>())
+    let mut out = Map::new();
+    for k in names {
+        out.insert(k.clone(), value_to_json(&item[k]).map_err(|e| format!("attribute `{k}`: {e}"))?);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Reads one typed-JSON value.
 pub fn value_from_json(value: &Value) -> Result<AttributeValue, String> {
-    let obj = value.as_object().filter(|o| o.len() == 1).ok_or_else(|| format!("expected {{\"TYPE\": value}}, found {value}"))?;
-    let (tag, inner) = obj.iter().next().expect("one entry");
-    let text = |v: &Value| v.as_str().map(String::from).ok_or_else(|| format!("{tag}: expected a string, found {v}"));
-    let list = |v: &Value| v.as_array().cloned().ok_or_else(|| format!("{tag}: expected an array, found {v}"));
-    let blob = |v: &Value| -> Result<Blob, String> {
-        aws_smithy_types::base64::decode(text(v)?).map(Blob::new).map_err(|e| format!("{tag}: {e}"))
-    };
-    Ok(match tag.as_str() {
-        "S" => AttributeValue::S(text(inner)?),
-        "N" => AttributeValue::N(text(inner)?),
-        "B" => AttributeValue::B(blob(inner)?),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().ok_or("BOOL: expected true or false")?),
-        "NULL" => AttributeValue::Null(true),
-        "SS" => AttributeValue::Ss(list(inner)?.iter().map(text).collect::<Result<_, _>>()?),
-        "NS" => AttributeValue::Ns(list(inner)?.iter().map(text).collect::<Result<_, _>>()?),
-        "BS" => AttributeValue::Bs(list(inner)?.iter().map(blob).collect::<Result<_, _>>()?),
-        "L" => AttributeValue::L(list(inner)?.iter().map(value_from_json).collect::<Result<_, _>>()?),
-        "M" => AttributeValue::M(item_from_json(inner)?),
-        other => return Err(format!("unknown DynamoDB type `{other}`")),
-    })
+    let read: serde_dynamo::AttributeValue = serde_json::from_value(value.clone()).map_err(|e| format!("{e}: {value}"))?;
+    Ok(read.into())
 }
 
 /// Reads a typed-JSON item.
@@ -62,9 +37,28 @@ pub fn item_from_json(value: &Value) -> Result<HashMap<String, AttributeValue>, 
     obj.iter().map(|(k, v)| Ok((k.clone(), value_from_json(v).map_err(|e| format!("{k}: {e}"))?))).collect()
 }
 
+/// serde_dynamo panics on a type newer than itself: refuse it first.
+fn check_known(value: &AttributeValue) -> Result<(), String> {
+    match value {
+        AttributeValue::S(_)
+        | AttributeValue::N(_)
+        | AttributeValue::B(_)
+        | AttributeValue::Bool(_)
+        | AttributeValue::Null(_)
+        | AttributeValue::Ss(_)
+        | AttributeValue::Ns(_)
+        | AttributeValue::Bs(_) => Ok(()),
+        AttributeValue::L(l) => l.iter().enumerate().try_for_each(|(i, v)| check_known(v).map_err(|e| format!("[{i}]: {e}"))),
+        AttributeValue::M(m) => m.iter().try_for_each(|(k, v)| check_known(v).map_err(|e| format!("{k}: {e}"))),
+        other => Err(format!("a DynamoDB type this SDK version does not know ({other:?}) has no typed JSON")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::primitives::Blob;
+    use serde_json::json;
 
     #[test]
     fn every_type_round_trips() {
@@ -82,7 +76,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let json = item_to_json(&item);
+        let json = item_to_json(&item).unwrap();
         assert_eq!(item_from_json(&json).unwrap(), item);
         let line = serde_json::to_string(&json).unwrap();
         assert!(line.starts_with(r#"{"b":{"B":"AP8H"}"#), "{line}");

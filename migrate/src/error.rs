@@ -4,11 +4,9 @@ use singletable::Error;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MigrateError {
-    /// A design is invalid.
-    #[error(transparent)]
-    Design(Error),
-
-    /// An operation of the `singletable` crate failed.
+    /// The `singletable` crate refused: a design is invalid, a key cannot
+    /// be rendered, or one of its operations failed. Its message names
+    /// the entity, attribute or table first.
     #[error(transparent)]
     Core(#[from] Error),
 

@@ -3,11 +3,19 @@
 //! [`diff`] reads no network and no clock: everything it needs arrives as
 //! arguments, so each case is unit-tested below. What only the data can
 //! tell (item counts, samples, key collisions, items lacking an attribute)
-//! is added afterwards by [`crate::analyze`].
+//! is added afterwards by [`crate::analyze`] (and recorded here as
+//! [`EntityReport`]s); [`crate::planner`] does both against a live table.
+//!
+//! This module also holds the plan's data: [`Plan`], [`Change`] and the
+//! [`Defaults`] for attributes old items lack.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use singletable::{EntityDesign, StreamView, TableDesign, TableIndex, Template};
 
+use crate::ddb_json::{value_from_json, value_to_json};
 use crate::error::MigrateError;
 use crate::live::LiveTable;
 
@@ -141,7 +149,7 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Per-entity findings from scanning the table (empty until analyzed).
     #[serde(default)]
-    pub entities: Vec<crate::analyze::EntityReport>,
+    pub entities: Vec<EntityReport>,
     /// A digest of the table's state when planned; apply refuses a plan
     /// whose fingerprint no longer matches.
     #[serde(default)]
@@ -151,6 +159,45 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defaults: Vec<DefaultValue>,
 }
+
+/// One entity's findings, from scanning the table
+/// ([`analyze`](crate::analyze::analyze)).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EntityReport {
+    /// The entity name (for items of an unknown type: the name they carry,
+    /// or `(none)` when they carry none).
+    pub entity: String,
+    /// Items of this entity in the table.
+    pub items: u64,
+    /// Items apply writes: moved, updated in place, deleted or copied.
+    pub changing: u64,
+    /// Up to three (before, after) key samples, as `attr=value` lists; the
+    /// items with the smallest current keys, so plans are reproducible.
+    pub samples: Vec<(String, String)>,
+    /// Problems that block apply.
+    pub errors: Vec<String>,
+    /// Things worth knowing that do not block apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Estimated write capacity units to apply (table writes; each index an
+    /// item is projected into costs its own writes on top).
+    pub write_units: u64,
+    /// The write budget the duration is estimated at (`None`: unthrottled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wcu: Option<f64>,
+    /// Estimated seconds of writing at `max_wcu` (`None`: unthrottled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// True for items whose entity type neither design knows: apply leaves
+    /// them alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
+/// Values for attributes old items lack, by (entity, attribute): what the
+/// CLI's `--default User.region=eu` gives. Applied to an item only when it
+/// lacks the attribute.
+pub type Defaults = HashMap<(String, String), AttributeValue>;
 
 /// A value for an attribute that old items lack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,27 +210,26 @@ pub struct DefaultValue {
 
 impl DefaultValue {
     /// Turns `--default` values into the form a plan stores.
-    pub fn from_defaults(defaults: &crate::apply::Defaults) -> Vec<DefaultValue> {
+    pub fn from_defaults(defaults: &Defaults) -> Result<Vec<DefaultValue>, MigrateError> {
         let mut out: Vec<DefaultValue> = defaults
             .iter()
-            .map(|((entity, attribute), v)| DefaultValue {
-                entity: entity.clone(),
-                attribute: attribute.clone(),
-                value: crate::ddb_json::value_to_json(v),
+            .map(|((entity, attribute), v)| {
+                let value = value_to_json(v).map_err(|e| MigrateError::Other(format!("default for {entity}.{attribute}: {e}")))?;
+                Ok(DefaultValue { entity: entity.clone(), attribute: attribute.clone(), value })
             })
-            .collect();
+            .collect::<Result<_, MigrateError>>()?;
         out.sort_by(|a, b| (&a.entity, &a.attribute).cmp(&(&b.entity, &b.attribute)));
-        out
+        Ok(out)
     }
 }
 
 impl Plan {
     /// The stored defaults as apply takes them.
-    pub fn defaults(&self) -> Result<crate::apply::Defaults, MigrateError> {
+    pub fn defaults(&self) -> Result<Defaults, MigrateError> {
         self.defaults
             .iter()
             .map(|d| {
-                let value = crate::ddb_json::value_from_json(&d.value)
+                let value = value_from_json(&d.value)
                     .map_err(|e| MigrateError::Other(format!("plan default {}.{}: {e}", d.entity, d.attribute)))?;
                 Ok(((d.entity.clone(), d.attribute.clone()), value))
             })
@@ -278,7 +324,7 @@ fn multi_attribute_hint(index: &TableIndex, new: &TableDesign) -> Option<String>
 /// Diffs the old design (recorded in the table or given by file) and the
 /// live table against the new design.
 pub fn diff(old: Option<&TableDesign>, new: &TableDesign, live: &LiveTable) -> Result<Vec<Change>, MigrateError> {
-    new.validate().map_err(MigrateError::Design)?;
+    new.validate()?;
     let mut changes = Vec::new();
 
     if !live.exists {

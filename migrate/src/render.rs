@@ -6,8 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::analyze::EntityReport;
-use crate::plan::{Action, Change, IndexKeyChange, Plan, Rewrite};
+use crate::plan::{Action, Change, EntityReport, IndexKeyChange, Plan, Rewrite};
 
 const INDENT: &str = "      ";
 

@@ -19,6 +19,8 @@ use aws_sdk_dynamodb::Client;
 use singletable::{item_size, TableDesign, MAX_ITEM_BYTES};
 
 use crate::error::MigrateError;
+use crate::raw::RawItem;
+use crate::retry::retrying;
 
 /// The partition key value of every reserved item.
 pub const RESERVED_PK: &str = "#SINGLETABLE";
@@ -42,7 +44,7 @@ pub fn checkpoint_sk(migration_id: &str, segment: u32) -> String {
 }
 
 /// The primary key of a reserved item.
-pub fn reserved_key(pk_attr: &str, sk_attr: &str, sk: &str) -> HashMap<String, AttributeValue> {
+pub fn reserved_key(pk_attr: &str, sk_attr: &str, sk: &str) -> RawItem {
     HashMap::from([
         (pk_attr.to_string(), AttributeValue::S(RESERVED_PK.to_string())),
         (sk_attr.to_string(), AttributeValue::S(sk.to_string())),
@@ -51,12 +53,12 @@ pub fn reserved_key(pk_attr: &str, sk_attr: &str, sk: &str) -> HashMap<String, A
 
 /// Whether a raw item is one of the toolkit's own (its partition key, in
 /// `design`'s partition key attribute, is [`RESERVED_PK`]).
-pub fn is_reserved(item: &HashMap<String, AttributeValue>, design: &TableDesign) -> bool {
+pub fn is_reserved(item: &RawItem, design: &TableDesign) -> bool {
     is_reserved_in(item, &design.pk_attr)
 }
 
 /// [`is_reserved`] given only the partition key attribute.
-pub fn is_reserved_in(item: &HashMap<String, AttributeValue>, pk_attr: &str) -> bool {
+pub fn is_reserved_in(item: &RawItem, pk_attr: &str) -> bool {
     matches!(item.get(pk_attr), Some(AttributeValue::S(pk)) if pk == RESERVED_PK)
 }
 
@@ -102,14 +104,14 @@ pub async fn record_design(client: &Client, design: &TableDesign, table: &str) -
             "table `{table}`: the design is {size} bytes as a reserved item; DynamoDB allows at most {MAX_ITEM_BYTES}"
         )));
     }
-    crate::apply::retrying(|| client.put_item().table_name(table).set_item(Some(item.clone())).send())
+    retrying(|| client.put_item().table_name(table).set_item(Some(item.clone())).send())
         .await
         .map_err(|e| MigrateError::dynamo("PutItem", table, e))?;
     Ok(())
 }
 
 /// The reserved item recording `design` at `recorded_at` (epoch seconds).
-pub fn design_item(design: &TableDesign, recorded_at: u64) -> HashMap<String, AttributeValue> {
+pub fn design_item(design: &TableDesign, recorded_at: u64) -> RawItem {
     let mut item = reserved_key(&design.pk_attr, &design.sk_attr, DESIGN_SK);
     item.insert(DESIGN_ATTR.to_string(), AttributeValue::S(design.to_json()));
     item.insert(RECORDED_AT_ATTR.to_string(), AttributeValue::N(recorded_at.to_string()));

@@ -359,7 +359,7 @@ async fn plan(client: &Client, table: &str, new: &TableDesign, defaults: &Defaul
         changes,
         entities,
         fingerprint: fingerprint(&live, recorded.as_ref()),
-        defaults: DefaultValue::from_defaults(defaults),
+        defaults: DefaultValue::from_defaults(defaults).unwrap(),
     }
 }
 

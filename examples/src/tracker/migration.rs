@@ -5,36 +5,18 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use singletable_migrate::analyze::{analyze, AnalyzeOptions};
-use singletable_migrate::fingerprint::fingerprint;
-use singletable_migrate::reserved::read_recorded_design;
-use singletable_migrate::{describe, diff, ApplyOptions, ApplyReport, MigrateError, Migrator, Plan, Quiet};
+use singletable_migrate::planner::{self, PlanRequest};
+use singletable_migrate::{ApplyOptions, ApplyReport, MigrateError, Migrator, Plan, Quiet};
 
 use super::{v1, v2};
 
-/// Plans the move of `table` to [`v2::design`]: the design the table
-/// records (or, for a table never migrated, [`v1::design`]) and the live
-/// table (DescribeTable) against v2, and a scan for what the data says
-/// (item counts, samples, collisions).
+/// Plans the move of `table` to [`v2::design`] with the library's planner:
+/// the design the table records (or, for a table never migrated,
+/// [`v1::design`]) and the live table (DescribeTable) against v2, and a
+/// scan for what the data says (item counts, samples, collisions).
 pub async fn plan_v2(client: &Client, table: &str) -> Result<Plan, MigrateError> {
-    let new = v2::design(table)?;
-    let live = describe(client, table).await?;
-    let recorded = read_recorded_design(client, table, &new.pk_attr, &new.sk_attr).await?;
-    let old = match &recorded {
-        Some(design) => design.clone(),
-        None => v1::design(table)?,
-    };
-    let changes = diff(Some(&old), &new, &live)?;
-    let entities = analyze(client, table, Some(&old), &new, &changes, &AnalyzeOptions::default()).await?;
-    Ok(Plan {
-        table: table.to_string(),
-        from: Some(old),
-        to: new,
-        changes,
-        entities,
-        fingerprint: fingerprint(&live, recorded.as_ref()),
-        defaults: Vec::new(),
-    })
+    let request = PlanRequest::new(v2::design(table)?).table(table).old_design(v1::design(table)?);
+    Ok(planner::make_plan(client, &request).await?.plan)
 }
 
 /// Applies a plan: creates `gsi3`, moves every item to its v2 keys (the

@@ -11,13 +11,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::decide::{Item, ItemAction, Rules};
+use super::options::{ApplyOptions, ApplyReport, Event, Observer};
 use super::state::{Checkpoints, Lease, SegmentState};
 use super::write::{batch_write, delete_request, put_request, update_in_place, write_units, Budget, UpdateOutcome};
-use super::{ApplyOptions, ApplyReport, Event, Observer};
 use crate::ddb_json::{item_from_json, item_to_json};
+use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
 use crate::plan::Plan;
+use crate::raw::RawItem;
 use crate::reserved::is_reserved_in;
 
 /// The attributes a scan returns when not whole items.
@@ -53,10 +54,10 @@ pub(crate) async fn scan_page(
     table: &str,
     segment: u32,
     total: u32,
-    start: Option<Item>,
+    start: Option<RawItem>,
     limit: Option<i32>,
     projection: Option<&Projection>,
-) -> Result<(Vec<Item>, Option<Item>), MigrateError> {
+) -> Result<(Vec<RawItem>, Option<RawItem>), MigrateError> {
     let out = client
         .scan()
         .table_name(table)
@@ -110,7 +111,7 @@ pub(crate) async fn run(
         let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), &lease_lost);
         async move {
             let segment = segment as u32;
-            let scan = |start: Option<Item>| async move {
+            let scan = |start: Option<RawItem>| async move {
                 let _slot = budget.slot().await;
                 scan_page(client, &plan.table, segment, total, start, opts.page_size, None).await
             };
@@ -172,7 +173,7 @@ pub(crate) async fn run(
 async fn rewrite_page(
     client: &Client,
     table: &str,
-    items: Vec<Item>,
+    items: Vec<RawItem>,
     rules: &Rules<'_>,
     budget: &Budget,
     counters: &Counters,
@@ -281,7 +282,8 @@ pub(crate) async fn export(
                 let (items, next) = scan_page(client, &plan.table, segment, segments.max(1), start, None, None).await?;
                 for item in items {
                     if matches!(item.get(entity_attr), Some(AttributeValue::S(e)) if removed.contains(e.as_str())) {
-                        let line = serde_json::to_string(&item_to_json(&item)).expect("JSON of an item");
+                        let json = item_to_json(&item).map_err(|e| MigrateError::Other(format!("export of an item of `{}`: {e}", plan.table)))?;
+                        let line = serde_json::to_string(&json).expect("JSON of an item");
                         writeln!(out.lock().expect("export writer"), "{line}").map_err(io)?;
                         count.fetch_add(1, Ordering::Relaxed);
                     }

@@ -24,24 +24,21 @@
 //! over.
 
 mod backfill;
-pub(crate) mod decide;
+mod options;
 mod schema;
 mod state;
 mod verify;
 mod write;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use singletable::TableDesign;
 
-pub use decide::Defaults;
-pub(crate) use write::retrying;
-pub use verify::VerifyReport;
+pub use crate::plan::Defaults;
+pub use options::{ApplyOptions, ApplyReport, Event, Observer, Quiet, VerifyReport};
 
 use crate::error::MigrateError;
 use crate::fingerprint::{fingerprint, Fnv64};
@@ -49,120 +46,6 @@ use crate::live::describe;
 use crate::plan::{Change, Plan};
 use crate::reserved::{read_recorded_design, record_design};
 use state::{Checkpoints, Lease, Reserved};
-
-/// How to apply.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    /// Parallel scan segments (a resumed apply keeps the count it started
-    /// with).
-    pub segments: u32,
-    /// Requests in flight at once (scan pages, batch writes, updates), over
-    /// all segments together; `None`: one per segment. The writes of a page
-    /// spread over every free slot, so a segment holding most of the table
-    /// (segments split by partition key, and single-table designs often
-    /// have a few big partitions) does not leave the other slots idle.
-    pub concurrency: Option<u32>,
-    /// Write budget in write capacity units per second (`None`: as fast as
-    /// the table takes it).
-    pub max_wcu: Option<f64>,
-    /// Allow destructive changes (index deletion, entity removal).
-    pub allow_destroy: bool,
-    /// Where exports of destroyed items go.
-    pub export_dir: PathBuf,
-    /// Values for attributes old items lack.
-    pub defaults: Defaults,
-    /// How long the lock lasts without a heartbeat.
-    pub lease: Duration,
-    /// Who holds the lock (shown to a second apply).
-    pub owner: String,
-    /// Items per scan page, and so per checkpoint; `None`: as many as
-    /// DynamoDB returns in one page (1 MB). Large pages are cheaper: while a
-    /// segment's scan creeps along page by page, the items it writes in
-    /// their new form land ahead of it and are read again (and kept), and
-    /// every page costs a Scan call and a checkpoint. Memory grows with
-    /// it: a segment holds its page's new items and the next page, about
-    /// 15 MB per segment for 1 MB pages of ~300-byte items.
-    pub page_size: Option<i32>,
-    /// Set to stop at the next page boundary (Ctrl-C); the apply returns
-    /// [`MigrateError::Interrupted`] with its checkpoints saved.
-    pub cancel: Arc<AtomicBool>,
-}
-
-impl Default for ApplyOptions {
-    fn default() -> Self {
-        ApplyOptions {
-            segments: 4,
-            concurrency: None,
-            max_wcu: None,
-            allow_destroy: false,
-            export_dir: PathBuf::from("."),
-            defaults: Defaults::new(),
-            lease: Duration::from_secs(30),
-            owner: format!("apply pid {}", std::process::id()),
-            page_size: None,
-            cancel: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
-
-impl ApplyOptions {
-    /// Requests in flight at once: [`concurrency`](Self::concurrency), or
-    /// one per segment.
-    pub fn in_flight(&self) -> u32 {
-        self.concurrency.unwrap_or(self.segments).max(1)
-    }
-}
-
-/// What an apply reports as it goes. The library never prints; the CLI
-/// turns these into a progress bar or log lines.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A step of the plan begins.
-    Step { number: usize, total: usize, text: String },
-    /// Backfill progress: items scanned so far of about `total`.
-    Progress { scanned: u64, written: u64, total: Option<u64> },
-    /// Something the user should know that does not stop the apply.
-    Warning(String),
-}
-
-/// Receives [`Event`]s.
-pub trait Observer: Send + Sync {
-    /// Called from any task of the apply.
-    fn event(&self, event: Event);
-}
-
-/// Ignores every event.
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn event(&self, _: Event) {}
-}
-
-/// What an apply did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ApplyReport {
-    /// Items read by the backfill scan.
-    pub scanned: u64,
-    /// Items moved to a new table key.
-    pub moved: u64,
-    /// Items whose index keys were updated in place.
-    pub updated: u64,
-    /// Items deleted (entities removed from the design).
-    pub deleted: u64,
-    /// Items of no known entity, left untouched.
-    pub unknown: u64,
-    /// Whether the backfill resumed from checkpoints.
-    pub resumed: bool,
-    /// Export files written before destructive steps.
-    pub exports: Vec<PathBuf>,
-    /// The verification pass.
-    pub verification: Option<VerifyReport>,
-    /// Steps to switch the application over (copy to a new table).
-    pub cutover: Vec<String>,
-    /// Warnings (also sent as events).
-    pub warnings: Vec<String>,
-}
 
 /// Applies plans to tables through an injected client.
 #[derive(Debug, Clone)]

@@ -14,19 +14,21 @@ use aws_sdk_dynamodb::Client;
 use singletable::{Table, TableDesign, TableIndex};
 
 use super::backfill::scan_page;
-use super::decide::{Item, Target};
+use super::options::{ApplyOptions, ApplyReport, Event, Observer};
+use super::verify::verify;
 use super::write::{batch_write, put_request, write_units, Budget};
-use super::{ApplyOptions, ApplyReport, Event, Observer};
+use crate::decide::Target;
 use crate::error::MigrateError;
-use crate::live::describe;
+use crate::live::{describe, LiveTable};
 use crate::plan::{Change, Plan};
-use crate::reserved::is_reserved_in;
+use crate::raw::RawItem;
+use crate::reserved::{is_reserved_in, record_design};
 
 fn build_err(e: impl std::fmt::Display) -> MigrateError {
     MigrateError::Other(e.to_string())
 }
 
-async fn wait_for(client: &Client, table: &str, what: &str, mut ready: impl FnMut(&crate::live::LiveTable) -> bool) -> Result<(), MigrateError> {
+async fn wait_for(client: &Client, table: &str, what: &str, mut ready: impl FnMut(&LiveTable) -> bool) -> Result<(), MigrateError> {
     let mut delay = Duration::from_millis(50);
     for _ in 0..600 {
         let live = describe(client, table).await?;
@@ -221,7 +223,7 @@ pub(crate) async fn copy_to_new_table(
                         skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let payload: Item = item.into_iter().filter(|(k, _)| !old_keys.contains(&k.as_str())).collect();
+                    let payload: RawItem = item.into_iter().filter(|(k, _)| !old_keys.contains(&k.as_str())).collect();
                     let target = Target::of(entity, &payload, &opts.defaults, &[])
                         .map_err(|e| MigrateError::Blocked { table: from.to_string(), errors: vec![e.to_string()] })?;
                     let moved = target.new_item(&payload);
@@ -251,13 +253,13 @@ pub(crate) async fn copy_to_new_table(
 
     observer.event(Event::Step { number: 3, total: 3, text: format!("verify `{to}`") });
     let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new(), defaults: plan.defaults.clone() };
-    let verification = super::verify::verify(client, &copy_plan, segments, opts.in_flight()).await?;
+    let verification = verify(client, &copy_plan, segments, opts.in_flight()).await?;
     let problems = verification.problems.clone();
     report.verification = Some(verification);
     if !problems.is_empty() {
         return Err(MigrateError::Verification { table: to.to_string(), problems });
     }
-    crate::reserved::record_design(client, new, to).await?;
+    record_design(client, new, to).await?;
     report.cutover = vec![
         format!("1. Deploy the application reading and writing `{to}` (design recorded there)."),
         format!("2. Items written to `{from}` after this copy are not in `{to}`: stop writers first, or run this apply again to copy the rest (it overwrites with the latest)."),

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::decide::Item;
-use super::write::retrying;
 use crate::error::MigrateError;
+use crate::raw::RawItem;
+use crate::retry::retrying;
 use crate::reserved::{checkpoint_sk, reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
 
 fn now_ms() -> u64 {
@@ -36,7 +36,7 @@ pub(crate) struct Reserved {
 }
 
 impl Reserved {
-    fn key(&self, sk: &str) -> Item {
+    fn key(&self, sk: &str) -> RawItem {
         reserved_key(&self.pk_attr, &self.sk_attr, sk)
     }
 }
@@ -272,7 +272,7 @@ impl Drop for Lease {
 pub(crate) struct SegmentState {
     pub done: bool,
     /// The scan's LastEvaluatedKey after the last page fully written.
-    pub resume_from: Option<Item>,
+    pub resume_from: Option<RawItem>,
 }
 
 /// Checkpoints of one migration (identified by `migration`).
@@ -284,7 +284,7 @@ pub(crate) struct Checkpoints {
 
 impl Checkpoints {
     /// Every reserved item whose sort key starts with `prefix`.
-    async fn query(&self, prefix: &str) -> Result<Vec<Item>, MigrateError> {
+    async fn query(&self, prefix: &str) -> Result<Vec<RawItem>, MigrateError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {

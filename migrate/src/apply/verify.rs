@@ -1,7 +1,7 @@
 //! The verification pass after apply: counts per entity, every item
 //! conforms to the new templates, no old-form leftovers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,26 +10,16 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::{EntityDesign, TableDesign};
 
 use super::backfill::{scan_page, Projection};
-use super::decide::Item;
+use super::options::VerifyReport;
 use crate::error::MigrateError;
 use crate::plan::{Change, Plan};
+use crate::raw::RawItem;
 use crate::reserved::is_reserved_in;
-
-/// What verification found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Items per entity after apply.
-    pub counts: BTreeMap<String, u64>,
-    /// Items of no entity of the new design.
-    pub unknown: u64,
-    /// Anything wrong; empty when the table conforms.
-    pub problems: Vec<String>,
-}
 
 /// Why `item` does not conform to `design`, if it does not: its key
 /// attributes must be exactly what the templates render from it, and it
 /// may hold no index key of an index it is not (or no longer) in.
-pub fn nonconformance(design: &EntityDesign, table: &TableDesign, old: Option<&TableDesign>, item: &Item) -> Option<String> {
+pub fn nonconformance(design: &EntityDesign, table: &TableDesign, old: Option<&TableDesign>, item: &RawItem) -> Option<String> {
     let rendered = match design.render_keys(item) {
         Ok(keys) => keys,
         Err(e) => return Some(e.to_string()),

@@ -8,12 +8,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::Client;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
-use super::decide::Item;
 use crate::error::MigrateError;
+use crate::raw::RawItem;
+use crate::retry::{backoff, is_transient, retrying, MAX_ATTEMPTS};
 
 /// A token bucket of write capacity units per second, shared by every
 /// segment of an apply. `None` rate: unlimited.
@@ -83,54 +83,8 @@ impl Budget {
 }
 
 /// DynamoDB's write units for an item: 1 per started KB.
-pub(crate) fn write_units(item: &Item) -> f64 {
+pub(crate) fn write_units(item: &RawItem) -> f64 {
     singletable::item_size(item).div_ceil(1024).max(1) as f64
-}
-
-const MAX_ATTEMPTS: u32 = 12;
-
-async fn backoff(attempt: u32) {
-    // Exponential with full jitter, capped at 5 s.
-    let cap = (25u64 << attempt.min(8)).min(5_000);
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
-}
-
-/// Whether a failed request is worth another try: throttling, or a
-/// failure on the server's side (DynamoDB's InternalServerError; DynamoDB
-/// Local answers InternalFailure at times to a PutItem or UpdateItem on a
-/// table whose index was just created).
-pub(crate) fn is_transient<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "LimitExceededException"
-                | "InternalServerError"
-                | "InternalFailure"
-                | "ServiceUnavailable"
-        )
-    )
-}
-
-/// Runs `send` again while it fails transiently (on top of the SDK's own
-/// few retries), with backoff, up to the attempt bound.
-pub(crate) async fn retrying<T, E, R, Fut>(mut send: impl FnMut() -> Fut) -> Result<T, SdkError<E, R>>
-where
-    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    let mut attempt = 0;
-    loop {
-        match send().await {
-            Err(e) if attempt < MAX_ATTEMPTS && e.as_service_error().is_some_and(is_transient) => {
-                attempt += 1;
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Sends puts or deletes in batches of 25, as many at once as `budget`
@@ -185,11 +139,11 @@ async fn write_chunk(client: &Client, table: &str, chunk: &[WriteRequest], units
     }
 }
 
-pub(crate) fn put_request(item: Item) -> WriteRequest {
+pub(crate) fn put_request(item: RawItem) -> WriteRequest {
     WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item set")).build()
 }
 
-pub(crate) fn delete_request(key: Item) -> WriteRequest {
+pub(crate) fn delete_request(key: RawItem) -> WriteRequest {
     WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key set")).build()
 }
 
@@ -205,7 +159,7 @@ pub(crate) enum UpdateOutcome {
 pub(crate) async fn update_in_place(
     client: &Client,
     table: &str,
-    key: Item,
+    key: RawItem,
     set: &[(String, AttributeValue)],
     remove: &[String],
     expect: &[(String, Option<AttributeValue>)],

@@ -20,9 +20,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use singletable::{AttrType, AttributeValue, EntityDesign, KeyKind, TableDesign};
 
 use crate::error::MigrateError;
-
-/// A raw item.
-pub type RawItem = HashMap<String, AttributeValue>;
+pub use crate::raw::RawItem;
 
 /// 2026-01-01T00:00:00Z: the first sample's TTL value.
 const TTL_BASE: i64 = 1_767_225_600;

@@ -36,9 +36,10 @@ use serde_json::{json, Map, Value};
 use singletable::template::{grammar, Template};
 use singletable::{AttrType, AttributeValue, KeyKind, StreamView, TableDesign};
 
-use super::samples::{sample_items, RawItem};
+use super::samples::sample_items;
 use crate::ddb_json::{item_from_json, item_to_json};
 use crate::error::MigrateError;
+use crate::raw::RawItem;
 
 /// A NoSQL Workbench data model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,7 +293,9 @@ pub fn export(design: &TableDesign, opts: &ExportOptions) -> Result<Export, Migr
             }
         }
         attrs.extend(e.attributes.iter().map(|a| a.name.to_string()));
-        let data: Vec<Value> = kept.iter().map(item_to_json).collect();
+        // Samples are rendered from the design's attribute types, all of
+        // which typed JSON has.
+        let data: Vec<Value> = kept.iter().map(|i| item_to_json(i).expect("sample items hold known types")).collect();
         table_data.extend(data.iter().cloned());
         facets.push(Facet {
             facet_name: e.entity.to_string(),

@@ -1,19 +1,14 @@
 //! What to do with one stored item: a pure function of the item, the two
-//! designs and the plan, so that apply, resume and verification agree.
+//! designs and the plan, so that analysis, apply, resume and verification
+//! agree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use singletable::{EntityDesign, TableDesign};
 
-use crate::plan::{Change, Plan};
-
-pub(crate) type Item = HashMap<String, AttributeValue>;
-
-/// Values for attributes old items lack, by (entity, attribute): what the
-/// CLI's `--default User.region=eu` gives. Applied to an item only when it
-/// lacks the attribute.
-pub type Defaults = HashMap<(String, String), AttributeValue>;
+use crate::plan::{Change, Defaults, Plan};
+use crate::raw::RawItem;
 
 /// The action for one item.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,12 +16,12 @@ pub(crate) enum ItemAction {
     /// Already in the new form (or not ours to touch).
     Keep,
     /// New table key: write `new_item`, then delete `old_key`.
-    Move { new_item: Item, old_key: Item },
+    Move { new_item: RawItem, old_key: RawItem },
     /// Same table key, other index keys: update in place, on the condition
     /// that the attributes the keys were rendered from are unchanged.
-    Update { key: Item, set: Vec<(String, AttributeValue)>, remove: Vec<String>, expect: Vec<(String, Option<AttributeValue>)> },
+    Update { key: RawItem, set: Vec<(String, AttributeValue)>, remove: Vec<String>, expect: Vec<(String, Option<AttributeValue>)> },
     /// The entity was removed from the design.
-    Delete { key: Item },
+    Delete { key: RawItem },
     /// The item belongs to no entity of either design.
     Unknown,
 }
@@ -76,14 +71,14 @@ impl<'a> Rules<'a> {
         Rules { new: &plan.to, defaults, rewritten, removed, known, index_attrs, entity_attr }
     }
 
-    fn entity_of<'i>(&self, item: &'i Item) -> Option<&'i str> {
+    fn entity_of<'i>(&self, item: &'i RawItem) -> Option<&'i str> {
         match item.get(&self.entity_attr) {
             Some(AttributeValue::S(s)) => Some(s.as_str()),
             _ => None,
         }
     }
 
-    fn key_of(&self, item: &Item) -> Item {
+    fn key_of(&self, item: &RawItem) -> RawItem {
         [&self.new.pk_attr, &self.new.sk_attr]
             .into_iter()
             .filter_map(|a| item.get(a).map(|v| (a.clone(), v.clone())))
@@ -93,7 +88,7 @@ impl<'a> Rules<'a> {
     /// Decides what to do with `item`. `Err` carries a reason the item
     /// cannot be rewritten (a missing attribute without default, an empty
     /// key part ...): apply stops on it, as plan reported it.
-    pub fn decide(&self, item: &Item) -> Result<ItemAction, String> {
+    pub fn decide(&self, item: &RawItem) -> Result<ItemAction, String> {
         let Some(entity) = self.entity_of(item) else { return Ok(ItemAction::Unknown) };
         if self.removed.contains(entity) {
             return Ok(ItemAction::Delete { key: self.key_of(item) });
@@ -105,7 +100,7 @@ impl<'a> Rules<'a> {
         self.rewrite(design, item)
     }
 
-    fn rewrite(&self, design: &EntityDesign, item: &Item) -> Result<ItemAction, String> {
+    fn rewrite(&self, design: &EntityDesign, item: &RawItem) -> Result<ItemAction, String> {
         let target = Target::of(design, item, self.defaults, &self.index_attrs).map_err(|e| e.to_string())?;
         if target.moves(item, &self.new.pk_attr, &self.new.sk_attr) {
             return Ok(ItemAction::Move { new_item: target.new_item(item), old_key: self.key_of(item) });
@@ -143,7 +138,7 @@ pub(crate) struct Target {
 impl Target {
     /// Fills `defaults` the item lacks and renders its keys with `design`;
     /// `index_attrs` are the index key attributes of both designs.
-    pub fn of(design: &EntityDesign, item: &Item, defaults: &Defaults, index_attrs: &[String]) -> Result<Target, singletable::Error> {
+    pub fn of(design: &EntityDesign, item: &RawItem, defaults: &Defaults, index_attrs: &[String]) -> Result<Target, singletable::Error> {
         let mut added: Vec<(String, AttributeValue)> = Vec::new();
         for ((entity, attr), value) in defaults {
             if entity == design.entity.as_ref() && !item.contains_key(attr) {
@@ -164,23 +159,23 @@ impl Target {
     }
 
     /// Whether the table key changes (the item moves).
-    pub fn moves(&self, item: &Item, pk_attr: &str, sk_attr: &str) -> bool {
+    pub fn moves(&self, item: &RawItem, pk_attr: &str, sk_attr: &str) -> bool {
         self.keys.iter().any(|(a, v)| (a == pk_attr || a == sk_attr) && item.get(a) != Some(v))
     }
 
     /// The key attributes whose value changes.
-    pub fn changed_keys(&self, item: &Item) -> Vec<(String, AttributeValue)> {
+    pub fn changed_keys(&self, item: &RawItem) -> Vec<(String, AttributeValue)> {
         self.keys.iter().filter(|(a, v)| item.get(a) != Some(v)).cloned().collect()
     }
 
     /// Whether the item already is in its new form.
-    pub fn is_current(&self, item: &Item) -> bool {
+    pub fn is_current(&self, item: &RawItem) -> bool {
         self.added.is_empty() && self.stale.is_empty() && self.changed_keys(item).is_empty()
     }
 
     /// The whole new item: stale index keys dropped, defaults and new keys
     /// written.
-    pub fn new_item(&self, item: &Item) -> Item {
+    pub fn new_item(&self, item: &RawItem) -> RawItem {
         let mut out = item.clone();
         for a in &self.stale {
             out.remove(a);
@@ -244,7 +239,7 @@ mod tests {
         AttributeValue::S(v.into())
     }
 
-    fn user_v1() -> Item {
+    fn user_v1() -> RawItem {
         v1::User { org: "acme".into(), id: "ann".into(), email: "a@x".into() }.to_item().unwrap()
     }
 
