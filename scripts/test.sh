@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command of singletable: runs `cargo test --workspace "$@"` against
 # a DynamoDB Local started for this run (stopped again on exit), unless
-# AWS_ENDPOINT_URL_DYNAMODB already points at one.
+# AWS_ENDPOINT_URL_DYNAMODB already points at one; then, for the whole
+# workspace, scripts/check-layers.py and scripts/check-package.sh.
 #
 #   scripts/test.sh                      # whole workspace
 #   scripts/test.sh -p singletable-tests # extra args go to cargo test (with
@@ -31,4 +32,15 @@ for arg in "$@"; do
     esac
 done
 cargo test "${workspace[@]}" "$@" || status=$?
+
+# The whole suite (no package picked) also checks the architecture and the
+# packaging, which need no database: one-way layers with no import cycles
+# (ARCHITECTURE.md), and `cargo package` with verification of the three
+# published crates.
+if [[ ${#workspace[@]} -gt 0 ]]; then
+    echo "test.sh: checking layers" >&2
+    python3 "$SCRIPT_DIR/check-layers.py" || status=1
+    echo "test.sh: checking that the published crates package" >&2
+    "$SCRIPT_DIR/check-package.sh" || status=1
+fi
 exit "$status"
