@@ -80,7 +80,7 @@ fn run() -> Result<()> {
     // The table was created by the app, never migrated: it records no
     // design yet, so the first plan says which design it has (--from).
     cli(&["migrate", "plan", "--design", path(&v2_file), "--from", path(&v1_file)], &v2_design)?;
-    cli(&["migrate", "apply", "--design", path(&v2_file), "--from", path(&v1_file), "--auto-approve"], &v2_design)?;
+    cli(&["migrate", "apply", "--design", path(&v2_file), "--from", path(&v1_file), "--auto-approve", "--offline"], &v2_design)?;
     // The table now records v2: planning again finds nothing to do.
     cli(&["migrate", "plan", "--design", path(&v2_file)], &v2_design)?;
 

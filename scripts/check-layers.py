@@ -43,6 +43,7 @@ LAYERS = {
         ["analyze", "render"],
         ["planner"],
         ["apply", "design"],
+        ["online"],
         ["cli"],
         ["main", "lib"],
     ],

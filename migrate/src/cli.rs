@@ -163,6 +163,22 @@ pub enum MigrateCommand {
     /// Put back the items of an export file written before a destructive
     /// step.
     Restore(RestoreArgs),
+    /// Ask the online apply running on a table to cut over: run it once the
+    /// application has stopped writing the old form.
+    Cutover(TableArgs),
+    /// Ask the online apply running on a table to finish: delete the old
+    /// forms (contract) and verify.
+    Complete(TableArgs),
+    /// Show the phase of the online apply in progress on a table.
+    Status(TableArgs),
+}
+
+/// `singletable migrate cutover|complete|status`
+#[derive(Debug, Clone, Args)]
+pub struct TableArgs {
+    /// The table.
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
 }
 
 /// `singletable migrate apply`
@@ -177,6 +193,28 @@ pub struct ApplyArgs {
     /// Apply a freshly made plan without asking.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Migrate while the application keeps writing (the safe way on a live
+    /// table): the stream is turned on, the backfill copies items while a
+    /// replay of the stream carries the application's changes over; then
+    /// it waits for `singletable migrate cutover` (once the application
+    /// has stopped writing the old form) and `singletable migrate
+    /// complete`. Needed when the plan rewrites items, unless --offline.
+    #[arg(long, conflicts_with = "offline")]
+    pub online: bool,
+    /// For a maintenance window: rewrite items assuming nobody writes the
+    /// table meanwhile. Writes made during the run are NOT carried over
+    /// (an update may be lost, a deleted item may come back).
+    #[arg(long)]
+    pub offline: bool,
+    /// With --online: cut over as soon as the new forms have caught up,
+    /// without waiting for `migrate cutover` (only when the application
+    /// does not write the old form any more, or never did).
+    #[arg(long, requires = "online")]
+    pub auto_cutover: bool,
+    /// With --online: complete (contract) right after cut-over, without
+    /// waiting for `migrate complete`.
+    #[arg(long, requires = "online")]
+    pub auto_complete: bool,
     /// Allow destructive changes (deleting an index, removing an entity's
     /// items after exporting them).
     #[arg(long)]
@@ -309,6 +347,17 @@ async fn dispatch(cli: Cli, embedded: Option<TableDesign>) -> Result<ExitCode, M
             println!("Restored {written} items from {} into `{}`.", args.file.display(), args.table);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate(MigrateCommand::Cutover(args)) => request_command(&args.table, "cutover").await,
+        Command::Migrate(MigrateCommand::Complete(args)) => request_command(&args.table, "complete").await,
+        Command::Migrate(MigrateCommand::Status(args)) => {
+            let client = client().await;
+            let (pk, sk) = key_attrs(&client, &args.table).await?;
+            match crate::online::phase(&client, &args.table, &pk, &sk).await? {
+                Some(phase) => println!("Table `{}`: an online apply is in phase {phase:?}.", args.table),
+                None => println!("Table `{}`: no online apply in progress.", args.table),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -402,6 +451,36 @@ pub async fn client() -> Client {
     Client::new(&config)
 }
 
+/// A DynamoDB Streams client from the same configuration. DynamoDB Local
+/// serves streams on its one endpoint: when only `AWS_ENDPOINT_URL_DYNAMODB`
+/// names an endpoint, the streams client uses it too.
+pub async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&config);
+    let own = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_some();
+    if let (false, Some(url)) = (own, std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()) {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+}
+
+/// The table's key attribute names, where the toolkit's own items live.
+async fn key_attrs(client: &Client, table: &str) -> Result<(String, String), MigrateError> {
+    let live = crate::live::describe(client, table).await?;
+    match (live.exists, live.pk_attr, live.sk_attr) {
+        (true, Some(pk), Some(sk)) => Ok((pk, sk)),
+        _ => Err(MigrateError::Other(format!("table `{table}` does not exist or has no sort key"))),
+    }
+}
+
+async fn request_command(table: &str, what: &str) -> Result<ExitCode, MigrateError> {
+    let client = client().await;
+    let (pk, sk) = key_attrs(&client, table).await?;
+    let phase = crate::online::request(&client, table, &pk, &sk, what).await?;
+    println!("Asked the online apply of `{table}` (phase {phase:?}) to {what}; it does so within a second or two.");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Reads and checks a design file.
 pub fn read_design(path: &Path) -> Result<TableDesign, MigrateError> {
     let text = std::fs::read_to_string(path).map_err(|source| MigrateError::Io { path: path.display().to_string(), source })?;
@@ -487,7 +566,28 @@ fn confirmed() -> bool {
 async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Result<ExitCode, MigrateError> {
     let client = client().await;
     let plan = match &args.plan {
-        Some(path) => read_plan(path)?,
+        Some(path) => {
+            // A saved plan carries its design, table and defaults: flags
+            // that would change them are refused, not silently ignored.
+            let inputs = &args.inputs;
+            let ignored: Vec<&str> = [
+                (inputs.design.is_some(), "--design"),
+                (inputs.from.is_some(), "--from"),
+                (inputs.table.is_some(), "--table"),
+                (!inputs.defaults.is_empty(), "--default"),
+            ]
+            .into_iter()
+            .filter_map(|(given, flag)| given.then_some(flag))
+            .collect();
+            if !ignored.is_empty() {
+                return Err(MigrateError::Other(format!(
+                    "{} cannot change a saved plan ({}): plan again with them, or apply the plan without them",
+                    ignored.join(", "),
+                    path.display()
+                )));
+            }
+            read_plan(path)?
+        }
         None => {
             let plan = make_plan(&client, &args.inputs, embedded.as_ref()).await?;
             print!("{}", render_plan(&plan));
@@ -530,7 +630,22 @@ async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Resul
         page_size: args.page_size,
         cancel,
     };
+    let rewrites = plan.changes.iter().any(|c| matches!(c, crate::plan::Change::Rewrite(_) | crate::plan::Change::RemoveEntity { .. }));
+    if rewrites && !args.online && !args.offline {
+        return Err(MigrateError::Other(
+            "this plan rewrites items: choose --online (the application keeps writing; safe on a live table) or --offline \
+             (a maintenance window: writes made during the run are not carried over)"
+                .into(),
+        ));
+    }
     let observer = Arc::new(Progress::new());
+    if args.online && !plan.is_empty() {
+        let result = online_apply(client, &plan, &opts, args, observer.clone()).await;
+        observer.finish();
+        let report = result?;
+        print!("{}", render_report(&plan, &report));
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = Migrator::new(client).apply(&plan, &opts, observer.clone()).await;
     observer.finish();
     let report = result?;
@@ -539,6 +654,42 @@ async fn apply_command(args: &ApplyArgs, embedded: Option<TableDesign>) -> Resul
         print!("{}", render_report(&plan, &report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The online apply's phases, each waiting for its request unless told
+/// to go on by itself.
+async fn online_apply(client: Client, plan: &Plan, opts: &ApplyOptions, args: &ApplyArgs, observer: Arc<Progress>) -> Result<ApplyReport, MigrateError> {
+    let migrator = Migrator::new(client).with_streams(streams_client().await);
+    let mut online = migrator.start_online(plan, opts, observer.clone()).await?;
+    if online.phase() == crate::online::Phase::Expand {
+        online.wait_caught_up().await?;
+        if !args.auto_cutover {
+            observer.finish();
+            eprintln!(
+                "\nThe new forms have caught up and the replay keeps them so. Switch the application to the new version: \
+                 stop the old version's writes, then run\n\n    singletable migrate cutover --table {}\n\n\
+                 (the new version starts writing once cut-over is done).",
+                plan.table
+            );
+            online.wait_for_request("cutover").await?;
+        }
+        let cut = online.cutover().await?;
+        eprintln!(
+            "Cut over in {:.1} s: drained {} stream records, {} items verified attribute for attribute; the new design is recorded. \
+             The new version may write now.",
+            cut.took.as_secs_f64(),
+            cut.drained,
+            cut.content.compared + cut.content.in_place
+        );
+    }
+    if !args.auto_complete {
+        eprintln!(
+            "\nThe old forms stay (the way back) until you run\n\n    singletable migrate complete --table {}\n",
+            plan.table
+        );
+        online.wait_for_request("complete").await?;
+    }
+    online.complete().await
 }
 
 /// The closing summary of an apply.

@@ -17,7 +17,7 @@ pub use singletable::hash::{fnv1a, hash_map, hash_value, Fnv64};
 /// fact, indexes sorted by name, the recorded design file last.
 pub fn canonical_state(live: &LiveTable, recorded: Option<&TableDesign>) -> String {
     let opt = |v: Option<&str>| v.unwrap_or("-").to_string();
-    let mut out = String::from("singletable-fingerprint v1\n");
+    let mut out = String::from("singletable-fingerprint v2\n");
     let _ = writeln!(out, "table={}", live.name);
     let _ = writeln!(out, "exists={}", live.exists);
     let _ = writeln!(out, "pk={}", opt(live.pk_attr.as_deref()));
@@ -30,7 +30,6 @@ pub fn canonical_state(live: &LiveTable, recorded: Option<&TableDesign>) -> Stri
         let _ = writeln!(out, "index={}|{}|{}", i.name, i.pk_attrs.join(","), i.sk_attrs.join(","));
     }
     let _ = writeln!(out, "ttl={}", opt(live.ttl_attribute.as_deref()));
-    let _ = writeln!(out, "stream={}", opt(live.stream.map(|s| s.as_str())));
     let _ = writeln!(
         out,
         "pitr={}",
@@ -40,8 +39,6 @@ pub fn canonical_state(live: &LiveTable, recorded: Option<&TableDesign>) -> Stri
             None => "-",
         }
     );
-    let _ = writeln!(out, "item_count={}", live.item_count.map_or("-".to_string(), |n| n.to_string()));
-    let _ = writeln!(out, "size_bytes={}", live.size_bytes.map_or("-".to_string(), |n| n.to_string()));
     match recorded {
         Some(d) => {
             out.push_str("design=\n");
@@ -52,20 +49,17 @@ pub fn canonical_state(live: &LiveTable, recorded: Option<&TableDesign>) -> Stri
     out
 }
 
-/// A digest of the table's state: its key schema, indexes (names and key
-/// attributes), TTL, stream and point-in-time recovery settings, item count
-/// and size as DynamoDB reports them, and the design recorded in the table.
-/// Sixteen hex digits (64-bit FNV-1a over [`canonical_state`]).
+/// A digest of what a plan depends on: the table's key schema, indexes
+/// (names and key attributes), TTL and point-in-time recovery settings, and
+/// the design recorded in the table. Sixteen hex digits (64-bit FNV-1a over
+/// [`canonical_state`]).
 ///
-/// What it can and cannot see, honestly: schema, settings and recorded
-/// design changes show at once. Item changes show only through
-/// DescribeTable's `ItemCount` and `TableSizeBytes`, which DynamoDB Local
-/// keeps exact but the real service refreshes only about every six hours;
-/// on AWS a plan may therefore pass the check although items were written
-/// since it was made. (A write that keeps the count and size, such as an
-/// in-place update, is never seen.) Apply re-renders every item from its
-/// stored attributes, so such items are still migrated correctly; the
-/// plan's counts and samples are what may be out of date.
+/// A plan made for another design, another key schema or another recorded
+/// migration is refused. Application writes since planning are not: the
+/// table is live, and apply re-renders every item from what it holds when
+/// it gets there (item count and size, which writes change, are left out;
+/// so is the stream, which an online apply turns on itself). The plan's
+/// counts and samples are what may be out of date.
 pub fn fingerprint(live: &LiveTable, recorded: Option<&TableDesign>) -> String {
     format!("{:016x}", fnv1a(canonical_state(live, recorded).as_bytes()))
 }
@@ -101,7 +95,7 @@ mod tests {
         // or every saved plan would turn stale on upgrade.
         assert_eq!(
             canonical_state(&live, None),
-            "singletable-fingerprint v1\ntable=app\nexists=true\npk=pk\nsk=sk\nindex=gsi1|gsi1pk|\nttl=-\nstream=-\npitr=off\nitem_count=0\nsize_bytes=0\ndesign=-\n"
+            "singletable-fingerprint v2\ntable=app\nexists=true\npk=pk\nsk=sk\nindex=gsi1|gsi1pk|\nttl=-\npitr=off\ndesign=-\n"
         );
         assert_eq!(fingerprint(&live, None), format!("{:016x}", fnv1a(canonical_state(&live, None).as_bytes())));
 
@@ -111,10 +105,7 @@ mod tests {
             f(&mut l);
             variants.push(fingerprint(&l, Some(&d)));
         };
-        changed(&|l| l.item_count = Some(1));
-        changed(&|l| l.size_bytes = Some(10));
         changed(&|l| l.ttl_attribute = Some("exp".into()));
-        changed(&|l| l.stream = Some(StreamView::KeysOnly));
         changed(&|l| l.point_in_time_recovery = None);
         changed(&|l| l.indexes.clear());
         changed(&|l| l.indexes[0].sk_attrs = vec!["gsi1sk".into()]);
@@ -136,5 +127,12 @@ mod tests {
         reordered.indexes.reverse();
         reordered.indexes[0].status = "ACTIVE".into();
         assert_eq!(fingerprint(&l, Some(&d)), fingerprint(&reordered, Some(&d)));
+        // Application writes and the stream an online apply turns on do not
+        // make a plan stale.
+        let mut written = live.clone();
+        written.item_count = Some(5_000);
+        written.size_bytes = Some(1 << 20);
+        written.stream = Some(StreamView::NewAndOldImages);
+        assert_eq!(fingerprint(&written, Some(&d)), base);
     }
 }

@@ -5,7 +5,10 @@
 //! Planning is a pure function of (old design, new design, live table):
 //! [`plan::diff`]. What only the data can tell is added by [`analyze`];
 //! [`planner::make_plan`] does both against a live table, as
-//! `singletable migrate plan` does, and [`Migrator`] applies the plan.
+//! `singletable migrate plan` does. [`Migrator::start_online`] applies the
+//! plan while the application keeps writing ([`online`]: expand, catch-up,
+//! cut-over, contract, with no acknowledged write lost); [`Migrator::apply`]
+//! applies it offline, for a maintenance window.
 //!
 //! ## Layers
 //!
@@ -24,7 +27,9 @@
 //! 9. `apply` (`options`, `write`, `state`, `backfill`, `verify`,
 //!    `schema`, then `mod.rs`)
 //! 10. `design` (`fixtures`, `samples`, `show`, `iam`, `workbench`)
-//! 11. `cli`
+//! 11. `online` (`stream`, `state`, `replay`, `check`, `contract`, then
+//!     `mod.rs`)
+//! 12. `cli`
 
 pub mod analyze;
 pub mod apply;
@@ -36,6 +41,7 @@ pub mod design;
 mod error;
 pub mod fingerprint;
 pub mod live;
+pub mod online;
 pub mod plan;
 pub mod planner;
 mod raw;
@@ -44,6 +50,7 @@ pub mod reserved;
 mod retry;
 
 pub use apply::{ApplyOptions, ApplyReport, Event, Migrator, Observer, Quiet};
+pub use online::{ContentReport, CutoverReport, OnlineMigration, Phase, ReplayStatus};
 pub use error::MigrateError;
 pub use live::{describe, LiveIndex, LiveTable};
 pub use plan::{diff, Action, Change, Defaults, EntityReport, Plan};

@@ -247,19 +247,17 @@ impl Plan {
         self.entities.iter().flat_map(|e| e.errors.iter().cloned()).collect()
     }
 
-    /// Counts for the summary line: (add, change, destroy). A replacement
-    /// counts as one add and one destroy, as in Terraform.
-    pub fn summary(&self) -> (usize, usize, usize) {
-        let mut counts = (0, 0, 0);
+    /// Counts for the summary line: (add, change, replace, destroy). A key
+    /// move is a replacement (the new form is written, then the old one
+    /// deleted: no item is lost), counted apart from destruction.
+    pub fn summary(&self) -> (usize, usize, usize, usize) {
+        let mut counts = (0, 0, 0, 0);
         for c in &self.changes {
             match c.action() {
                 Action::Create => counts.0 += 1,
                 Action::Update => counts.1 += 1,
-                Action::Replace => {
-                    counts.0 += 1;
-                    counts.2 += 1
-                }
-                Action::Destroy => counts.2 += 1,
+                Action::Replace => counts.2 += 1,
+                Action::Destroy => counts.3 += 1,
             }
         }
         counts
@@ -620,7 +618,7 @@ mod tests {
         assert_eq!(rewrites(&changes)[0].indexes[0].new, None);
         assert!(matches!(&changes[1], Change::DeleteIndex { index } if index.name == "gsi1"));
         assert!(changes[1].is_destructive());
-        assert_eq!(Plan { table: "app".into(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new(), defaults: vec![] }.summary(), (0, 1, 1));
+        assert_eq!(Plan { table: "app".into(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new(), defaults: vec![] }.summary(), (0, 1, 0, 1));
     }
 
     #[test]

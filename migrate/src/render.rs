@@ -1,6 +1,7 @@
 //! A [`Plan`] as people read it, in Terraform's idiom: `+` create, `~`
 //! update in place, `-/+` replace, `-` destroy, then
-//! `Plan: N to add, M to change, K to destroy.` or `No changes.`
+//! `Plan: N to add, M to change, R to replace, K to destroy.` (a key move
+//! is a replacement, never a destruction) or `No changes.`
 //!
 //! Pure: the text depends on the plan alone.
 
@@ -117,8 +118,8 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     warnings(&mut out, &unknown);
 
-    let (add, change, destroy) = plan.summary();
-    let _ = writeln!(out, "\nPlan: {add} to add, {change} to change, {destroy} to destroy.");
+    let (add, change, replace, destroy) = plan.summary();
+    let _ = writeln!(out, "\nPlan: {add} to add, {change} to change, {replace} to replace, {destroy} to destroy.");
     let errors = plan.blocking_errors().len();
     if errors > 0 {
         let _ = writeln!(
@@ -338,7 +339,7 @@ Actions are indicated with the following symbols:
 
 Estimated writes: 4 WCU in total, about 4 s at 1 WCU/s.
 
-Plan: 1 to add, 0 to change, 1 to destroy.
+Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy.
 "
         );
     }
@@ -407,7 +408,7 @@ Estimated writes: 4 WCU in total, unthrottled (no write budget set: as fast as t
 
 Warning: 1 item without an entity-type attribute (_et); apply leaves them as they are
 
-Plan: 2 to add, 4 to change, 2 to destroy.
+Plan: 2 to add, 4 to change, 0 to replace, 2 to destroy.
 
 Error: apply will refuse this plan: 1 problem above must be resolved first.
 "
@@ -421,7 +422,7 @@ Error: apply will refuse this plan: 1 problem above must be resolved first.
         assert!(text.contains("-/+ copy table app -> app-v2: base key schema (pk, sk) -> (PK, SK)\n      User: 2 items, 2 to copy\n"), "{text}");
         assert!(text.contains("estimated 2 WCU, about 1 s at 1000 WCU/s\n"), "{text}");
         let created = plan(vec![Change::CreateTable { table: "app".into() }, Change::AddEntity { entity: "User".into() }], vec![]);
-        assert!(render_plan(&created).ends_with("  + create table app\n  + add entity User\n\nPlan: 2 to add, 0 to change, 0 to destroy.\n"));
+        assert!(render_plan(&created).ends_with("  + create table app\n  + add entity User\n\nPlan: 2 to add, 0 to change, 0 to replace, 0 to destroy.\n"));
     }
 
     #[test]

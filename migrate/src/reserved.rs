@@ -6,6 +6,8 @@
 //! | [`DESIGN_SK`] | the design the table was last migrated to |
 //! | [`LOCK_SK`] | the apply lock (a lease) |
 //! | [`CHECKPOINT_PREFIX`]`<migration id>#<segment>` | apply checkpoints |
+//! | [`CHECKPOINT_PREFIX`]`<migration id>#shard#<shard id>` | where an online apply's stream replay stands in each shard |
+//! | [`ONLINE_SK`] | the phase of an online apply in progress |
 //!
 //! None of them carries the entity-type attribute nor any index key
 //! attribute, so entity queries and sparse indexes never see them; scans
@@ -28,6 +30,8 @@ pub const RESERVED_PK: &str = "#SINGLETABLE";
 pub const DESIGN_SK: &str = "#DESIGN";
 /// Sort key of the apply lock.
 pub const LOCK_SK: &str = "#LOCK";
+/// Sort key of the online apply's state (its phase).
+pub const ONLINE_SK: &str = "#ONLINE";
 /// Sort key prefix of checkpoints: `#CHECKPOINT#<migration id>#<segment>`.
 pub const CHECKPOINT_PREFIX: &str = "#CHECKPOINT#";
 

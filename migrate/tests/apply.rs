@@ -158,15 +158,25 @@ async fn a_pk_move_and_a_new_index_apply_verify_and_then_plan_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_plan_is_refused_and_nothing_is_written() {
+async fn a_stale_plan_is_refused_and_nothing_is_written_but_application_writes_do_not_make_it_stale() {
     let client = singletable_tests::client().await;
     let (table, _) = seeded(&client, 20).await;
     let p = plan(&client, &table, &new_design(&table)).await;
+    // The table is live: the application writes after the plan was made.
     Table::new(client.clone(), old_design(&table)).put(&user(999)).await.unwrap();
-    let before = scan_all(&client, &table).await.len();
+    // Another migration recorded another design since: the plan is stale.
+    let other = TableDesign::new(&table).entity::<v1::User>().build().unwrap();
+    record_design(&client, &other, &table).await.unwrap();
+    let before = scan_all(&client, &table).await;
     let err = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap_err();
     assert!(matches!(err, MigrateError::StalePlan { .. }), "{err}");
-    assert_eq!(scan_all(&client, &table).await.len(), before);
+    let after = scan_all(&client, &table).await;
+    assert!(after.len() == before.len() && before.iter().all(|i| after.contains(i)), "nothing written");
+    // With the design it was planned against recorded again, the plan
+    // applies, the item written after planning included.
+    record_design(&client, &old_design(&table), &table).await.unwrap();
+    let report = Migrator::new(client.clone()).apply(&p, &ApplyOptions::default(), Arc::new(Quiet)).await.unwrap();
+    assert_eq!(report.moved, 21);
 }
 
 /// Sets the cancel flag once enough items went by, like Ctrl-C.

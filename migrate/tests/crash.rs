@@ -362,7 +362,7 @@ fn spawn_apply(ctx: &Ctx, table: &str, log: &Path) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_singletable"))
         .args(["migrate", "apply", "--design"])
         .arg(&ctx.design_file)
-        .args(["--table", table, "--auto-approve", "--lease-seconds", &LEASE_SECONDS.to_string()])
+        .args(["--table", table, "--auto-approve", "--offline", "--lease-seconds", &LEASE_SECONDS.to_string()])
         .args(["--page-size", "100", "--segments", "4"])
         .stdin(Stdio::null())
         .stdout(out)

@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::options::{ApplyOptions, ApplyReport, Event, Observer};
-use super::state::{Checkpoints, Lease, SegmentState};
-use super::write::{batch_write, delete_request, put_request, update_in_place, write_units, Budget, UpdateOutcome};
+use super::state::{Checkpoints, LeaseWatch, SegmentState};
+use super::write::{batch_write, copy_moves, delete_request, put_request, update_in_place, write_units, Budget, UpdateOutcome};
 use crate::ddb_json::{item_from_json, item_to_json};
 use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
@@ -84,15 +84,30 @@ struct Counters {
     unknown: AtomicU64,
 }
 
+/// How the backfill writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Nobody else writes: moves are a batch put of the new item, then a
+    /// batch delete of the old one.
+    Quiet,
+    /// The application writes the old form meanwhile and the stream replay
+    /// carries its changes over: moves are conditional copies
+    /// ([`copy_moves`]) and the old item stays until the contract phase;
+    /// removed entities are left for it too.
+    Online,
+}
+
 /// Runs the backfill over every segment not yet done.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     client: &Client,
     plan: &Plan,
     opts: &ApplyOptions,
     checkpoints: &Checkpoints,
-    lease: &Lease,
+    lease_lost: &LeaseWatch,
     observer: Arc<dyn Observer>,
     report: &mut ApplyReport,
+    mode: Mode,
 ) -> Result<(), MigrateError> {
     let (total, states) = match checkpoints.load().await? {
         Some(saved) => {
@@ -105,10 +120,9 @@ pub(crate) async fn run(
     let counters = Counters::default();
     let expected: Option<u64> = (!plan.entities.is_empty()).then(|| plan.entities.iter().map(|e| e.items).sum());
     let rules = Rules::new(plan, &opts.defaults);
-    let lease_lost = lease.watch();
 
     let segments = states.into_iter().enumerate().filter(|(_, s)| !s.done).map(|(segment, state)| {
-        let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), &lease_lost);
+        let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), lease_lost);
         async move {
             let segment = segment as u32;
             let scan = |start: Option<RawItem>| async move {
@@ -131,7 +145,7 @@ pub(crate) async fn run(
                         None => Ok(None),
                     }
                 };
-                let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters), prefetch);
+                let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters, mode), prefetch);
                 written?;
                 observer.event(Event::Progress {
                     scanned: counters.scanned.load(Ordering::Relaxed),
@@ -177,9 +191,10 @@ async fn rewrite_page(
     rules: &Rules<'_>,
     budget: &Budget,
     counters: &Counters,
+    mode: Mode,
 ) -> Result<(), MigrateError> {
     let pk_attr = &rules.new.pk_attr;
-    let (mut puts, mut deletes, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut puts, mut deletes, mut updates, mut copies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut put_units, mut moved, mut deleted) = (0.0, 0, 0);
     counters.scanned.fetch_add(items.len() as u64, Ordering::Relaxed);
     for item in items {
@@ -192,6 +207,8 @@ async fn rewrite_page(
             ItemAction::Unknown => {
                 counters.unknown.fetch_add(1, Ordering::Relaxed);
             }
+            ItemAction::Move { new_item, old_key } if mode == Mode::Online => copies.push((new_item, old_key)),
+            ItemAction::Delete { .. } if mode == Mode::Online => {}
             ItemAction::Move { new_item, old_key } => {
                 put_units += write_units(&new_item);
                 puts.push(put_request(new_item));
@@ -204,6 +221,11 @@ async fn rewrite_page(
             }
             ItemAction::Update { key, set, remove, expect } => updates.push((key, set, remove, expect)),
         }
+    }
+    if !copies.is_empty() {
+        let copied = copy_moves(client, table, pk_attr, copies, budget).await?;
+        counters.moved.fetch_add(copied, Ordering::Relaxed);
+        counters.written.fetch_add(copied, Ordering::Relaxed);
     }
     // Every new item is written before any old one is deleted.
     if !puts.is_empty() {

@@ -1,4 +1,4 @@
-//! Applying a plan: the [`Migrator`].
+//! Applying a plan offline: the [`Migrator`].
 //!
 //! Apply is locked (a lease item with heartbeat, so a second apply on the
 //! same table fails fast; workers pause while the lease is unconfirmed and
@@ -19,16 +19,19 @@
 //! in place, on the condition that the attributes the keys were rendered
 //! from did not change meanwhile.
 //!
-//! While a move runs, application writers should write the new form (or
-//! pause): a write to an old-form item after it was copied is not carried
-//! over.
+//! This is the **offline** apply, for a maintenance window: it assumes
+//! nobody writes the table while it runs. A write to an old-form item after
+//! it was read is not carried over, and a delete may be undone. On a table
+//! that serves traffic use the online apply
+//! ([`Migrator::start_online`](crate::online)), which keeps every
+//! acknowledged write.
 
-mod backfill;
+pub(crate) mod backfill;
 mod options;
-mod schema;
-mod state;
-mod verify;
-mod write;
+pub(crate) mod schema;
+pub(crate) mod state;
+pub(crate) mod verify;
+pub(crate) mod write;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -47,15 +50,26 @@ use crate::plan::{Change, Plan};
 use crate::reserved::{read_recorded_design, record_design};
 use state::{Checkpoints, Lease, Reserved};
 
+/// What [`Migrator::prepare`] found and settled.
+pub(crate) struct Prepared {
+    pub live: crate::live::LiveTable,
+    /// The options with the plan's saved defaults under the ones given.
+    pub opts: ApplyOptions,
+    pub at: Reserved,
+    pub checkpoints: Checkpoints,
+}
+
 /// Applies plans to tables through an injected client.
 #[derive(Debug, Clone)]
 pub struct Migrator {
-    client: Client,
+    pub(crate) client: Client,
+    /// For the online apply, which reads the table's stream.
+    pub(crate) streams: Option<aws_sdk_dynamodbstreams::Client>,
 }
 
 /// A stable identifier of the migration from one design to another, so a
 /// resumed apply finds its own checkpoints.
-fn migration_id(plan: &Plan, defaults: &Defaults) -> String {
+pub(crate) fn migration_id(plan: &Plan, defaults: &Defaults) -> String {
     let mut h = Fnv64::new();
     h.write_str(&plan.table);
     h.write_str(&plan.from.as_ref().map(TableDesign::to_json).unwrap_or_default());
@@ -71,11 +85,29 @@ fn migration_id(plan: &Plan, defaults: &Defaults) -> String {
 impl Migrator {
     /// A migrator using `client`.
     pub fn new(client: Client) -> Self {
-        Migrator { client }
+        Migrator { client, streams: None }
     }
 
-    /// Applies `plan`. See the module docs for the guarantees.
-    pub async fn apply(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<ApplyReport, MigrateError> {
+    /// The DynamoDB Streams client the online apply reads the table's
+    /// stream with (built from the same `SdkConfig` as the DynamoDB client;
+    /// against DynamoDB Local, with the same endpoint).
+    pub fn with_streams(mut self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+        self.streams = Some(streams);
+        self
+    }
+
+    /// What every apply checks before it writes anything: the plan is not
+    /// stale (unless its own interrupted apply changed the table, or
+    /// `resuming` says an online apply of it is under way), nothing blocks
+    /// it, destruction is allowed if it destroys, and the defaults name
+    /// entities of the new design.
+    pub(crate) async fn prepare(
+        &self,
+        plan: &Plan,
+        opts: &ApplyOptions,
+        observer: &dyn Observer,
+        resuming: Option<bool>,
+    ) -> Result<Prepared, MigrateError> {
         let live = describe(&self.client, &plan.table).await?;
         let recorded = if live.exists {
             let (pk, sk) = (live.pk_attr.as_deref().unwrap_or(&plan.to.pk_attr), live.sk_attr.as_deref().unwrap_or(&plan.to.sk_attr));
@@ -86,7 +118,7 @@ impl Migrator {
         // Defaults saved with the plan, overridden by any given now.
         let mut defaults = plan.defaults()?;
         defaults.extend(opts.defaults.clone());
-        let opts = &ApplyOptions { defaults, ..opts.clone() };
+        let opts = ApplyOptions { defaults, ..opts.clone() };
         let at = Reserved {
             client: self.client.clone(),
             table: plan.table.clone(),
@@ -96,11 +128,21 @@ impl Migrator {
         let checkpoints = Checkpoints { at: at.clone(), migration: migration_id(plan, &opts.defaults) };
         if !plan.fingerprint.is_empty() {
             let now = fingerprint(&live, recorded.as_ref());
-            if now != plan.fingerprint {
+            // An apply of this plan killed after it created an index left
+            // the table as the plan will leave it there: the same plan.
+            let mut before_own_indexes = live.clone();
+            before_own_indexes.indexes.retain(|i| {
+                !plan.changes.iter().any(|c| matches!(c, Change::CreateIndex { index, .. } if index.name == i.name && i.matches(index)))
+            });
+            let own_progress = fingerprint(&before_own_indexes, recorded.as_ref()) == plan.fingerprint;
+            if now != plan.fingerprint && !own_progress {
                 // The plan's own interrupted apply changed the table (moved
                 // items, the lock, checkpoints): resuming it is safe, since
                 // every step is idempotent. Anything else is stale.
-                let resuming = live.exists && checkpoints.load().await?.is_some();
+                let resuming = match resuming {
+                    Some(known) => known,
+                    None => live.exists && checkpoints.load().await?.is_some(),
+                };
                 if !resuming {
                     return Err(MigrateError::StalePlan { table: plan.table.clone(), planned: plan.fingerprint.clone(), now });
                 }
@@ -131,7 +173,13 @@ impl Migrator {
                 return Err(MigrateError::Other(format!("--default {entity}.{attr}: no entity `{entity}` in the new design")));
             }
         }
+        Ok(Prepared { live, opts, at, checkpoints })
+    }
 
+    /// Applies `plan`. See the module docs for the guarantees.
+    pub async fn apply(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<ApplyReport, MigrateError> {
+        let Prepared { live, opts, at, checkpoints } = self.prepare(plan, opts, &*observer, None).await?;
+        let opts = &opts;
         let mut report = ApplyReport::default();
         if plan.changes.is_empty() {
             if live.exists {
@@ -212,7 +260,7 @@ impl Migrator {
                         report.exports.push(path);
                     }
                     step("rewrite items (parallel scan)".to_string());
-                    backfill::run(&self.client, plan, opts, checkpoints, lease, observer.clone(), report).await?;
+                    backfill::run(&self.client, plan, opts, checkpoints, &lease.watch(), observer.clone(), report, backfill::Mode::Quiet).await?;
                 }
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }
@@ -222,7 +270,7 @@ impl Migrator {
             total,
             text: "verify every item against the new design, then record the design in the table".to_string(),
         });
-        let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight()).await?;
+        let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight(), true).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
         // Checkpoints go before anything else happens, as checkpoints that

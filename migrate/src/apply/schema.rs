@@ -44,6 +44,21 @@ async fn wait_for(client: &Client, table: &str, what: &str, mut ready: impl FnMu
 /// Creates one GSI and waits until it is ACTIVE (DynamoDB creates one
 /// index per table at a time).
 pub(crate) async fn create_index(client: &Client, table: &str, index: &TableIndex) -> Result<(), MigrateError> {
+    // An apply killed after creating the index resumes here: wait for the
+    // index it made instead of asking for it twice.
+    let live = describe(client, table).await?;
+    if let Some(existing) = live.indexes.iter().find(|i| i.name == index.name) {
+        if !existing.matches(index) {
+            return Err(MigrateError::Other(format!(
+                "table `{table}`: index `{}` exists with other key attributes than the plan's; plan again",
+                index.name
+            )));
+        }
+        return wait_for(client, table, &format!("index `{}` to become ACTIVE", index.name), |live| {
+            live.indexes.iter().any(|i| i.name == index.name && i.status == "ACTIVE")
+        })
+        .await;
+    }
     let key = |attr: &str, kind| KeySchemaElement::builder().attribute_name(attr).key_type(kind).build().map_err(build_err);
     let mut action = CreateGlobalSecondaryIndexAction::builder()
         .index_name(&index.name)
@@ -253,7 +268,7 @@ pub(crate) async fn copy_to_new_table(
 
     observer.event(Event::Step { number: 3, total: 3, text: format!("verify `{to}`") });
     let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new(), defaults: plan.defaults.clone() };
-    let verification = verify(client, &copy_plan, segments, opts.in_flight()).await?;
+    let verification = verify(client, &copy_plan, segments, opts.in_flight(), true).await?;
     let problems = verification.problems.clone();
     report.verification = Some(verification);
     if !problems.is_empty() {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
@@ -145,6 +146,115 @@ pub(crate) fn put_request(item: RawItem) -> WriteRequest {
 
 pub(crate) fn delete_request(key: RawItem) -> WriteRequest {
     WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key set")).build()
+}
+
+/// Copies items to their new form while the application may still write
+/// the old one (online apply): each copy is a `Put` of the new item on the
+/// condition that no item has the new key yet, in one transaction with a
+/// `ConditionCheck` that the old item still exists. So a copy never
+/// overwrites what the stream replay (or anyone) already wrote at the new
+/// key, and never brings back an item deleted since it was read: at the
+/// instant the copy commits, the old item is there and the new one is not.
+/// Up to 25 copies share a transaction; when DynamoDB cancels it, copies
+/// whose condition failed are settled (someone got there first) and the
+/// others are sent again. Returns how many copies were written.
+pub(crate) async fn copy_moves(
+    client: &Client,
+    table: &str,
+    pk_attr: &str,
+    moves: Vec<(RawItem, RawItem)>,
+    budget: &Budget,
+) -> Result<u64, MigrateError> {
+    let chunks = moves.chunks(25).map(|chunk| copy_chunk(client, table, pk_attr, chunk.to_vec(), budget));
+    let written = futures::future::try_join_all(chunks).await?;
+    Ok(written.into_iter().sum())
+}
+
+async fn copy_chunk(
+    client: &Client,
+    table: &str,
+    pk_attr: &str,
+    mut pending: Vec<(RawItem, RawItem)>,
+    budget: &Budget,
+) -> Result<u64, MigrateError> {
+    let mut written = 0;
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        // A transactional write costs two units per item written or checked.
+        budget.units(pending.iter().map(|(new, _)| 2.0 * write_units(new) + 2.0).sum()).await;
+        let mut actions = Vec::with_capacity(pending.len() * 2);
+        for (new_item, old_key) in &pending {
+            let check = ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(old_key.clone()))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", pk_attr)
+                .build()
+                .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(new_item.clone()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", pk_attr)
+                .build()
+                .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
+            actions.push(TransactWriteItem::builder().condition_check(check).build());
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        let result = {
+            let _slot = budget.slot().await;
+            client.transact_write_items().set_transact_items(Some(actions)).send().await
+        };
+        match result {
+            Ok(_) => {
+                written += pending.len() as u64;
+                return Ok(written);
+            }
+            Err(e) => {
+                let reasons: Option<Vec<Option<String>>> = e.as_service_error().and_then(|s| match s {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        Some(c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect())
+                    }
+                    _ => None,
+                });
+                match reasons {
+                    // Settled copies drop out; the rest (cancelled with
+                    // them, or in conflict with another write) go again.
+                    Some(reasons) if reasons.len() == pending.len() * 2 => {
+                        let settled = |i: usize| {
+                            [&reasons[2 * i], &reasons[2 * i + 1]].iter().any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+                        };
+                        let before = pending.len();
+                        let mut i = 0;
+                        pending.retain(|_| {
+                            let keep = !settled(i);
+                            i += 1;
+                            keep
+                        });
+                        if pending.len() == before {
+                            attempt += 1;
+                            if attempt >= MAX_ATTEMPTS * 3 {
+                                return Err(MigrateError::Other(format!(
+                                    "table `{table}`: copies kept being cancelled ({:?}); run apply again",
+                                    reasons.iter().flatten().collect::<Vec<_>>()
+                                )));
+                            }
+                            backoff(attempt).await;
+                        }
+                    }
+                    _ if e.as_service_error().is_some_and(is_transient) || e.as_service_error().is_none() => {
+                        attempt += 1;
+                        if attempt >= MAX_ATTEMPTS * 3 {
+                            return Err(MigrateError::dynamo("TransactWriteItems (copy)", table, e));
+                        }
+                        backoff(attempt).await;
+                    }
+                    _ => return Err(MigrateError::dynamo("TransactWriteItems (copy)", table, e)),
+                }
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Outcome of a conditional in-place update.

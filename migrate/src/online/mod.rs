@@ -1,0 +1,517 @@
+//! The online apply: moving a table to a new key design while the
+//! application keeps writing, with no acknowledged write lost, no delete
+//! undone and no item left behind.
+//!
+//! # Phases
+//!
+//! | phase | what runs | the truth | what is guaranteed |
+//! | --- | --- | --- | --- |
+//! | **expand** ([`Migrator::start_online`]) | the stream is turned on (NEW_AND_OLD_IMAGES) before the first page is read; the backfill copies every old-form item to its new form, keeping the old; the replay carries every change to an old-form item over to its new form | the old form: the application (old version) writes it | a copy never overwrites a newer write and never brings back a deleted item (each copy is a transaction: put the new form if absent, check the old form still exists); the replay applies each item's changes in the stream's per-item order |
+//! | **catch-up** ([`OnlineMigration::wait_caught_up`]) | the replay runs until it has read every shard to its end | the old form | after the backfill finished and the replay caught up, every new form equals what its old form renders, up to the replay lag |
+//! | **cut-over** ([`OnlineMigration::cutover`]) | called once the application has stopped writing the old form (the old version is stopped, the new one not yet writing): the replay drains to the end of every shard, the content is verified, the new design is recorded | from here on, the new form: start the new version | every new form equals its old form, attribute for attribute, and no new form lacks an old one (else cut-over fails, naming the items, and nothing is recorded) |
+//! | **contract** ([`OnlineMigration::complete`]) | old forms (and items of removed entities, exported first) are deleted, each only if it still holds what the scan read; removed indexes go; the final verification runs; checkpoints, state and lock are removed | the new form | a write that reached an old form after cut-over is not deleted: the item stays and is named in the error |
+//!
+//! Every phase is resumable: a killed apply started again with the same
+//! plan finds its phase in the table (`#ONLINE` in the reserved
+//! partition), its scan checkpoints and its replay position in every
+//! shard, and goes on from there. Re-copying and re-replaying are
+//! harmless: the copy's conditions and the replay's order make both
+//! idempotent.
+//!
+//! What the write pause at cut-over costs: from the moment the old version
+//! stops writing until [`cutover`](OnlineMigration::cutover) returns (the
+//! drain and a verification scan); on DynamoDB Local about the scan's
+//! length.
+
+mod check;
+mod contract;
+mod replay;
+mod state;
+pub(crate) mod stream;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+
+pub use check::ContentReport;
+pub use state::Phase;
+
+use crate::apply::backfill::{self, Mode};
+use crate::apply::state::{Lease, Reserved};
+use crate::apply::write::Budget;
+use crate::apply::{schema, verify, ApplyOptions, ApplyReport, Event, Migrator, Observer, Prepared};
+use crate::decide::Rules;
+use crate::error::MigrateError;
+use crate::plan::{Change, Plan};
+use crate::reserved::{is_reserved_in, record_design};
+use state::OnlineState;
+use stream::StreamTail;
+
+/// How the replay is doing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayStatus {
+    /// Stream records read so far.
+    pub records: u64,
+    /// Writes the replay made to new forms.
+    pub written: u64,
+    /// The last round found no record in any shard.
+    pub caught_up: bool,
+    /// Seconds between a change and its replay, over the records replayed
+    /// so far (ApproximateCreationDateTime is rounded down to the second,
+    /// so each figure is high by up to a second): median and 99th
+    /// percentile.
+    pub lag_p50: f64,
+    /// See [`lag_p50`](Self::lag_p50).
+    pub lag_p99: f64,
+}
+
+/// What cut-over did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CutoverReport {
+    /// Stream records replayed during the drain.
+    pub drained: u64,
+    /// The content check.
+    pub content: ContentReport,
+    /// How long cut-over took (the drain, the check, recording the design).
+    pub took: Duration,
+}
+
+/// What the replay task shares with the handle.
+#[derive(Debug, Default)]
+struct Shared {
+    counters: replay::Counters,
+    caught_up: AtomicBool,
+    /// Drain: stop after reading every shard to its end.
+    drain: AtomicBool,
+    lags: Mutex<Vec<f64>>,
+}
+
+/// An online apply in progress; see the module docs for its phases.
+pub struct OnlineMigration {
+    client: Client,
+    plan: Arc<Plan>,
+    opts: ApplyOptions,
+    observer: Arc<dyn Observer>,
+    at: Reserved,
+    migration: String,
+    phase: Phase,
+    lease: Option<Lease>,
+    shared: Arc<Shared>,
+    backfill: Option<tokio::task::JoinHandle<Result<ApplyReport, MigrateError>>>,
+    replay: Option<tokio::task::JoinHandle<Result<(), MigrateError>>>,
+    report: ApplyReport,
+}
+
+impl std::fmt::Debug for OnlineMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnlineMigration").field("table", &self.plan.table).field("phase", &self.phase).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Migrator {
+    /// Starts (or resumes) the online apply of `plan`: takes the lock,
+    /// makes the schema changes that add (indexes, settings), turns the
+    /// stream on, then runs the backfill and the stream replay in the
+    /// background. Needs a DynamoDB Streams client ([`Migrator::with_streams`]).
+    ///
+    /// Resuming: when the table holds the state of an online apply of this
+    /// same plan, it goes on in the phase it reached (its lock must have
+    /// expired or be this owner's).
+    pub async fn start_online(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<OnlineMigration, MigrateError> {
+        let streams = self.streams.clone().ok_or_else(|| {
+            MigrateError::Other("an online apply reads the table's stream: give the Migrator a DynamoDB Streams client (Migrator::with_streams)".into())
+        })?;
+        if plan.changes.iter().any(|c| matches!(c, Change::CopyToNewTable { .. } | Change::CreateTable { .. })) {
+            return Err(MigrateError::Other(format!(
+                "table `{}`: this plan creates or copies a table; there is no live table to migrate online: apply it without --online",
+                plan.table
+            )));
+        }
+        let at = Reserved { client: self.client.clone(), table: plan.table.clone(), pk_attr: plan.to.pk_attr.clone(), sk_attr: plan.to.sk_attr.clone() };
+        let saved = state::load(&at).await?;
+        let migration_of_plan = crate::apply::migration_id(plan, &{
+            let mut d = plan.defaults()?;
+            d.extend(opts.defaults.clone());
+            d
+        });
+        let resuming = match &saved {
+            Some(s) if s.migration == migration_of_plan => true,
+            Some(s) => {
+                return Err(MigrateError::Other(format!(
+                    "table `{}`: another online migration ({}) is in progress, in phase {:?}; finish it first",
+                    plan.table, s.migration, s.phase
+                )))
+            }
+            None => false,
+        };
+        let Prepared { opts, checkpoints, .. } = self.prepare(plan, opts, &*observer, Some(resuming)).await?;
+        let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;
+        let migration = checkpoints.migration.clone();
+        let mut report = ApplyReport { resumed: resuming, ..ApplyReport::default() };
+
+        let state = match saved {
+            Some(s) => {
+                observer.event(Event::Warning(format!("resuming the online apply of table `{}` in phase {:?}", plan.table, s.phase)));
+                s
+            }
+            None => {
+                // Additive schema changes first: the backfill writes the
+                // new indexes' keys. Removals wait for contract.
+                let steps: Vec<&Change> = plan
+                    .changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::CreateIndex { .. } | Change::UpdateTtl { .. } | Change::UpdatePointInTimeRecovery { .. }))
+                    .collect();
+                for (i, change) in steps.iter().enumerate() {
+                    observer.event(Event::Step { number: i + 1, total: steps.len() + 3, text: describe_step(change) });
+                    match change {
+                        Change::CreateIndex { index, .. } => schema::create_index(&self.client, &plan.table, index).await?,
+                        other => schema::apply_setting(&self.client, &plan.table, other, &mut report, &*observer).await?,
+                    }
+                }
+                observer.event(Event::Step {
+                    number: steps.len() + 1,
+                    total: steps.len() + 3,
+                    text: "turn the table's stream on (changes from now on are captured)".into(),
+                });
+                let stream_arn = stream::enable(&self.client, &streams, &plan.table).await?;
+                let s = OnlineState { migration: migration.clone(), phase: Phase::Expand, stream_arn, requested: None };
+                state::save(&at, &s).await?;
+                s
+            }
+        };
+        let plan = Arc::new(plan.clone());
+        let shared = Arc::new(Shared::default());
+        let mut online = OnlineMigration {
+            client: self.client.clone(),
+            plan: plan.clone(),
+            opts: opts.clone(),
+            observer: observer.clone(),
+            at: at.clone(),
+            migration: migration.clone(),
+            phase: state.phase,
+            lease: None,
+            shared: shared.clone(),
+            backfill: None,
+            replay: None,
+            report,
+        };
+        if state.phase == Phase::Expand {
+            observer.event(Event::Step {
+                number: 1,
+                total: 3,
+                text: "copy every item to its new form while the stream replay carries changes over".into(),
+            });
+            // The replay starts first, so no change waits for the backfill.
+            let positions = state::load_shards(&at, &migration).await?;
+            let tail = StreamTail::new(streams, plan.table.clone(), state.stream_arn.clone(), positions);
+            online.replay = Some(tokio::spawn(replay_loop(
+                self.client.clone(),
+                plan.clone(),
+                opts.clone(),
+                at.clone(),
+                migration.clone(),
+                tail,
+                shared.clone(),
+                lease.watch(),
+            )));
+            let (client, plan, opts, observer, lease_watch) = (self.client.clone(), plan.clone(), opts.clone(), observer.clone(), lease.watch());
+            online.backfill = Some(tokio::spawn(async move {
+                let mut report = ApplyReport::default();
+                lease_watch.check().await?;
+                backfill::run(&client, &plan, &opts, &checkpoints, &lease_watch, observer, &mut report, Mode::Online).await?;
+                Ok(report)
+            }));
+        }
+        online.lease = Some(lease);
+        Ok(online)
+    }
+}
+
+fn describe_step(change: &Change) -> String {
+    match change {
+        Change::CreateIndex { index, .. } => format!("create index `{}` and wait until ACTIVE", index.name),
+        _ => "update table settings".into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_loop(
+    client: Client,
+    plan: Arc<Plan>,
+    opts: ApplyOptions,
+    at: Reserved,
+    migration: String,
+    mut tail: StreamTail,
+    shared: Arc<Shared>,
+    lease: crate::apply::state::LeaseWatch,
+) -> Result<(), MigrateError> {
+    let rules = Rules::new(&plan, &opts.defaults);
+    // The replay must outrun the application: many small writes in flight.
+    let budget = Budget::new(opts.max_wcu, opts.in_flight().max(32));
+    // Rounds with nothing to read since the drain began.
+    let mut empty_since_drain = 0u32;
+    let mut drain_started: Option<Instant> = None;
+    // The next round is read while this one is written (records of one
+    // item stay in order: a round's writes finish before the next round's
+    // begin), so the replay's speed is its writes', not writes plus reads.
+    let mut batches = tail.poll().await?;
+    loop {
+        lease.check().await?;
+        // The toolkit's own writes (lock renewals, these checkpoints) are in
+        // the stream too: they are skipped, and never count as traffic, or
+        // saving a checkpoint would make the next round non-empty forever.
+        let records: Vec<stream::StreamRecord> =
+            batches.iter().flat_map(|b| b.records.iter()).filter(|r| !is_reserved_in(&r.keys, &plan.to.pk_attr)).cloned().collect();
+        let n = records.len();
+        let next = if n > 0 {
+            let now = now_secs();
+            let lags: Vec<f64> = records.iter().filter_map(|r| r.created_at).map(|t| (now - t).max(0.0)).collect();
+            let (applied, next) =
+                futures::join!(replay::apply_round(&client, &plan.table, &rules, records, &budget, &shared.counters), tail.poll());
+            applied?;
+            shared.lags.lock().expect("lags").extend(lags);
+            // Saved only after the round's writes: a crash before replays
+            // the round, which is harmless.
+            for b in &batches {
+                state::save_shard(&at, &migration, &b.shard, &b.position).await?;
+            }
+            Some(next)
+        } else {
+            None
+        };
+        // At the head of the stream: every shard read to its end as of this
+        // round (a full page means more may follow). Under constant writes
+        // this is as close as it gets; the drain at cut-over, when writers
+        // have stopped, waits for rounds with nothing at all.
+        let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT);
+        shared.caught_up.store(at_head, Ordering::SeqCst);
+        let caught_up = n == 0 && at_head;
+        if shared.drain.load(Ordering::SeqCst) {
+            let started = *drain_started.get_or_insert_with(Instant::now);
+            empty_since_drain = if caught_up { empty_since_drain + 1 } else { 0 };
+            // Read to the end twice over at least a second, so records
+            // still on their way into the stream are in.
+            if empty_since_drain >= 2 && started.elapsed() >= Duration::from_secs(1) {
+                return Ok(());
+            }
+        }
+        batches = match next {
+            Some(next) => next?,
+            None => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                tail.poll().await?
+            }
+        };
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl OnlineMigration {
+    /// The phase reached.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The table migrated.
+    pub fn table(&self) -> &str {
+        &self.plan.table
+    }
+
+    /// How the replay is doing.
+    pub fn status(&self) -> ReplayStatus {
+        let mut lags = self.shared.lags.lock().expect("lags").clone();
+        lags.sort_by(f64::total_cmp);
+        ReplayStatus {
+            records: self.shared.counters.records.load(Ordering::Relaxed),
+            written: self.shared.counters.written.load(Ordering::Relaxed),
+            caught_up: self.shared.caught_up.load(Ordering::SeqCst),
+            lag_p50: percentile(&lags, 0.5),
+            lag_p99: percentile(&lags, 0.99),
+        }
+    }
+
+    /// Fails with the replay's error if it stopped.
+    async fn replay_alive(&mut self) -> Result<(), MigrateError> {
+        if self.replay.as_ref().is_some_and(|h| h.is_finished()) {
+            let handle = self.replay.take().expect("checked");
+            return match handle.await {
+                Ok(Ok(())) => Err(MigrateError::Other(format!("table `{}`: the stream replay stopped early", self.plan.table))),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(MigrateError::Other(format!("table `{}`: the stream replay panicked: {e}", self.plan.table))),
+            };
+        }
+        Ok(())
+    }
+
+    /// Waits until the backfill has finished and the replay has caught up
+    /// with the stream. The replay goes on afterwards, until cut-over.
+    pub async fn wait_caught_up(&mut self) -> Result<ReplayStatus, MigrateError> {
+        if let Some(handle) = self.backfill.take() {
+            let report = handle
+                .await
+                .map_err(|e| MigrateError::Other(format!("table `{}`: the backfill panicked: {e}", self.plan.table)))??;
+            self.report.scanned += report.scanned;
+            self.report.moved += report.moved;
+            self.report.updated += report.updated;
+            self.report.unknown += report.unknown;
+            self.report.resumed |= report.resumed;
+        }
+        if self.phase != Phase::Expand {
+            return Ok(self.status());
+        }
+        loop {
+            self.replay_alive().await?;
+            let status = self.status();
+            if status.caught_up {
+                self.observer.event(Event::Warning(format!(
+                    "caught up: {} stream records replayed (lag p50 {:.1} s, p99 {:.1} s); switch the application to the new version, then cut over",
+                    status.records, status.lag_p50, status.lag_p99
+                )));
+                return Ok(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until another process asks for `what` (`migrate cutover` /
+    /// `migrate complete` set it in the table's online state), replaying
+    /// meanwhile.
+    pub async fn wait_for_request(&mut self, what: &str) -> Result<(), MigrateError> {
+        loop {
+            self.replay_alive().await?;
+            if let Some(s) = state::load(&self.at).await? {
+                if s.requested.as_deref() == Some(what) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Cut-over: call it once the application no longer writes the old
+    /// form. Drains the replay to the end of every shard, verifies every
+    /// new form against its old form, and records the new design; from
+    /// then on the application writes the new form. Fails (recording
+    /// nothing) when the content differs, naming the items.
+    pub async fn cutover(&mut self) -> Result<CutoverReport, MigrateError> {
+        let started = Instant::now();
+        if self.phase == Phase::CutOver {
+            return Ok(CutoverReport::default());
+        }
+        self.wait_caught_up().await?;
+        let before = self.shared.counters.records.load(Ordering::Relaxed);
+        self.shared.drain.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.replay.take() {
+            handle.await.map_err(|e| MigrateError::Other(format!("table `{}`: the stream replay panicked: {e}", self.plan.table)))??;
+        }
+        let drained = self.shared.counters.records.load(Ordering::Relaxed) - before;
+        let rules = Rules::new(&self.plan, &self.opts.defaults);
+        let content = check::check(&self.client, &self.plan, &rules, self.opts.segments).await?;
+        if !content.problems.is_empty() {
+            return Err(MigrateError::Verification { table: self.plan.table.clone(), problems: content.problems });
+        }
+        record_design(&self.client, &self.plan.to, &self.plan.table).await?;
+        let stream_arn = state::load(&self.at).await?.map(|s| s.stream_arn).unwrap_or_default();
+        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::CutOver, stream_arn, requested: None }).await?;
+        self.phase = Phase::CutOver;
+        Ok(CutoverReport { drained, content, took: started.elapsed() })
+    }
+
+    /// Contract: deletes old forms (each only if unchanged since it was
+    /// read) and items of removed entities (exported first), removes
+    /// indexes the design dropped, runs the final verification, and
+    /// clears checkpoints, state and lock.
+    pub async fn complete(mut self) -> Result<ApplyReport, MigrateError> {
+        if self.phase != Phase::CutOver {
+            return Err(MigrateError::Other(format!("table `{}`: cut over before completing the online apply", self.plan.table)));
+        }
+        let plan = self.plan.clone();
+        let opts = self.opts.clone();
+        let removed: HashSet<&str> =
+            plan.changes.iter().filter_map(|c| if let Change::RemoveEntity { entity } = c { Some(entity.as_str()) } else { None }).collect();
+        if !removed.is_empty() {
+            let path = opts.export_dir.join(format!("{}-{}-removed.jsonl", plan.table, self.migration));
+            backfill::export(&self.client, &plan, &removed, &path, opts.segments, opts.in_flight()).await?;
+            self.report.exports.push(path);
+        }
+        self.observer.event(Event::Step { number: 3, total: 3, text: "delete old forms, then verify".into() });
+        let rules = Rules::new(&plan, &opts.defaults);
+        let budget = Budget::new(opts.max_wcu, opts.in_flight());
+        let contracted = contract::run(&self.client, &plan, &rules, opts.segments, &budget).await?;
+        self.report.deleted += contracted.deleted;
+        if !contracted.changed.is_empty() {
+            let mut problems: Vec<String> = contracted
+                .changed
+                .iter()
+                .take(20)
+                .map(|k| format!("{k}: the old form changed after cut-over (an old application version still writing?); left in place"))
+                .collect();
+            if contracted.changed.len() > 20 {
+                problems.push(format!("... and {} more", contracted.changed.len() - 20));
+            }
+            return Err(MigrateError::Verification { table: plan.table.clone(), problems });
+        }
+        for change in &plan.changes {
+            if let Change::DeleteIndex { index } = change {
+                schema::delete_index(&self.client, &plan.table, &index.name).await?;
+            }
+        }
+        let verification = verify::verify(&self.client, &plan, opts.segments, opts.in_flight(), false).await?;
+        let problems = verification.problems.clone();
+        self.report.verification = Some(verification);
+        if !problems.is_empty() {
+            return Err(MigrateError::Verification { table: plan.table.clone(), problems });
+        }
+        let checkpoints = crate::apply::state::Checkpoints { at: self.at.clone(), migration: self.migration.clone() };
+        checkpoints.clear_all().await?;
+        state::clear(&self.at).await?;
+        if let Some(lease) = self.lease.take() {
+            lease.release().await?;
+        }
+        Ok(self.report.clone())
+    }
+
+    /// Stops the background work without finishing (the state stays, so
+    /// starting again resumes), and lets go of the lock.
+    pub async fn abandon(mut self) -> Result<(), MigrateError> {
+        if let Some(h) = self.replay.take() {
+            h.abort();
+        }
+        if let Some(h) = self.backfill.take() {
+            h.abort();
+        }
+        if let Some(lease) = self.lease.take() {
+            lease.release().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the online apply running on `table` to cut over (`"cutover"`) or
+/// complete (`"complete"`): what `migrate cutover` and `migrate complete`
+/// do from another shell. Returns the phase it is in.
+pub async fn request(client: &Client, table: &str, pk_attr: &str, sk_attr: &str, what: &str) -> Result<Phase, MigrateError> {
+    let at = Reserved { client: client.clone(), table: table.to_string(), pk_attr: pk_attr.to_string(), sk_attr: sk_attr.to_string() };
+    Ok(state::request(&at, what).await?.phase)
+}
+
+/// The phase of the online apply in progress on `table`, if any.
+pub async fn phase(client: &Client, table: &str, pk_attr: &str, sk_attr: &str) -> Result<Option<Phase>, MigrateError> {
+    let at = Reserved { client: client.clone(), table: table.to_string(), pk_attr: pk_attr.to_string(), sk_attr: sk_attr.to_string() };
+    Ok(state::load(&at).await?.map(|s| s.phase))
+}

@@ -1,0 +1,175 @@
+//! The online apply against DynamoDB Local: the phases, resume, and what
+//! contract leaves alone. (The heavy concurrent ledger runs are in
+//! `chaos.rs`.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use singletable::{Table, TableDesign};
+use singletable_migrate::planner::{make_plan, PlanRequest};
+use singletable_migrate::reserved::record_design;
+use singletable_migrate::{ApplyOptions, Migrator, Phase, Plan};
+
+mod v1 {
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+    pub struct User {
+        pub org: String,
+        pub id: String,
+        pub n: u64,
+    }
+}
+
+mod v2 {
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "TENANT#{org}", sk = "USER#{id}")]
+    #[item(index(name = "gsi1", pk = "N#{org}", sk = "USER#{id}"))]
+    pub struct User {
+        pub org: String,
+        pub id: String,
+        pub n: u64,
+    }
+}
+
+fn old_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v1::User>().build().unwrap()
+}
+
+fn new_design(table: &str) -> TableDesign {
+    TableDesign::new(table).entity::<v2::User>().build().unwrap()
+}
+
+async fn streams() -> aws_sdk_dynamodbstreams::Client {
+    let endpoint = singletable_tests::endpoint().await;
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
+}
+
+/// Every phase is bounded: a hang fails the test instead of the suite.
+async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
+}
+
+struct Print;
+
+impl singletable_migrate::Observer for Print {
+    fn event(&self, event: singletable_migrate::Event) {
+        eprintln!("{event:?}");
+    }
+}
+
+async fn seeded(client: &Client, n: usize) -> String {
+    let name = singletable_tests::unique_table_name("online");
+    let table = Table::new(client.clone(), old_design(&name));
+    table.create_table().await.unwrap();
+    let users: Vec<v1::User> = (0..n).map(|i| v1::User { org: format!("o{}", i % 5), id: format!("u{i}"), n: 0 }).collect();
+    table.batch_write().put_all(&users).send().await.unwrap();
+    record_design(client, &old_design(&name), &name).await.unwrap();
+    name
+}
+
+async fn plan(client: &Client, table: &str) -> Plan {
+    make_plan(client, &PlanRequest::new(new_design(table)).table(table)).await.unwrap().plan
+}
+
+async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client.scan().table_name(table).consistent_read(true).set_exclusive_start_key(start).send().await.unwrap();
+        out.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+fn s(item: &HashMap<String, AttributeValue>, a: &str) -> String {
+    item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// One writer on the old form: increments, deletes and creates, keeping a
+/// ledger of what was acknowledged (id -> Some(n) or None for deleted).
+async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, n: usize) -> HashMap<String, Option<u64>> {
+    let t = Table::new(client.clone(), old_design(&table));
+    let mut ledger: HashMap<String, Option<u64>> = (0..n).map(|i| (format!("u{i}"), Some(0))).collect();
+    let mut step = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        step += 1;
+        let i = (step * 7919) % n;
+        let id = format!("u{i}");
+        let org = format!("o{}", i % 5);
+        match (step % 10, ledger[&id]) {
+            (0, Some(_)) => {
+                t.delete::<v1::User>(&(org, id.clone())).await.unwrap();
+                ledger.insert(id, None);
+            }
+            (_, None) => {
+                t.put(&v1::User { org, id: id.clone(), n: 100 }).await.unwrap();
+                ledger.insert(id, Some(100));
+            }
+            (_, Some(v)) => {
+                t.put(&v1::User { org, id: id.clone(), n: v + 1 }).await.unwrap();
+                ledger.insert(id, Some(v + 1));
+            }
+        }
+        // About a thousand writes a second at most: a busy application,
+        // not a load test of DynamoDB Local.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    ledger
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_move_with_a_writer_loses_nothing() {
+    let client = singletable_tests::client().await;
+    let n = 1500;
+    let table = seeded(&client, n).await;
+    let p = plan(&client, &table).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(old_writer(client.clone(), table.clone(), stop.clone(), n));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let migrator = Migrator::new(client.clone()).with_streams(streams().await);
+    let opts = ApplyOptions { segments: 2, page_size: Some(200), ..ApplyOptions::default() };
+    let mut online = within(60, "start", migrator.start_online(&p, &opts, Arc::new(Print))).await.unwrap();
+    let status = within(120, "catch-up", online.wait_caught_up()).await.unwrap();
+    assert!(status.caught_up);
+    // Cut-over: the old version stops writing first.
+    stop.store(true, Ordering::SeqCst);
+    let ledger = writer.await.unwrap();
+    let cut = within(60, "cut-over", online.cutover()).await.unwrap();
+    assert!(cut.content.problems.is_empty(), "{:?}", cut.content.problems);
+    assert_eq!(online.phase(), Phase::CutOver);
+    let report = within(60, "contract", online.complete()).await.unwrap();
+    assert!(report.verification.unwrap().problems.is_empty());
+
+    let items: Vec<_> = scan_all(&client, &table).await.into_iter().filter(|i| !s(i, "pk").starts_with("#SINGLETABLE")).collect();
+    let mut found: HashMap<String, u64> = HashMap::new();
+    for item in &items {
+        assert!(s(item, "pk").starts_with("TENANT#"), "old form left: {item:?}");
+        let id = s(item, "id");
+        let v = item["n"].as_n().unwrap().parse().unwrap();
+        assert!(found.insert(id.clone(), v).is_none(), "duplicate {id}");
+    }
+    let mut lost = Vec::new();
+    for (id, want) in &ledger {
+        if found.get(id).copied() != *want {
+            lost.push(format!("{id}: ledger {want:?}, table {:?}", found.get(id)));
+        }
+    }
+    assert!(lost.is_empty(), "{} differences, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    let reserved: Vec<_> = scan_all(&client, &table).await.into_iter().filter(|i| s(i, "pk").starts_with("#SINGLETABLE")).map(|i| s(&i, "sk")).collect();
+    assert_eq!(reserved, vec!["#DESIGN".to_string()], "only the design record stays");
+    singletable_tests::delete_table(&client, &table).await;
+}
