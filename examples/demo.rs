@@ -5,8 +5,10 @@
 //!    the table, seed about 900 items, run the access patterns, and watch
 //!    bad writes refused before they reach DynamoDB.
 //! 2. Write the design files of v1 and v2, then `singletable migrate plan`
-//!    and `singletable migrate apply --auto-approve` (the real CLI,
-//!    embedded with `singletable_migrate::cli::run`).
+//!    and `singletable migrate apply --online` (the real CLI, embedded with
+//!    `singletable_migrate::cli::run`) while the application keeps writing:
+//!    version 1 until cut-over, version 2 after it, with a ledger of every
+//!    acknowledged write checked at the end.
 //! 3. Version 2 of the app on the migrated table: every access pattern
 //!    returns what it returned before, and the new index answers the new
 //!    pattern.
@@ -80,7 +82,23 @@ fn run() -> Result<()> {
     // The table was created by the app, never migrated: it records no
     // design yet, so the first plan says which design it has (--from).
     cli(&["migrate", "plan", "--design", path(&v2_file), "--from", path(&v1_file)], &v2_design)?;
-    cli(&["migrate", "apply", "--design", path(&v2_file), "--from", path(&v1_file), "--auto-approve", "--offline"], &v2_design)?;
+    // The application keeps writing while the table moves: writers update
+    // the tasks of a tenant of their own through version 1, then (after
+    // cut-over) through version 2, keeping a ledger of every acknowledged
+    // write. A coordinator plays the operator: once the new forms have
+    // caught up it stops version 1's writes and runs `migrate cutover`,
+    // starts version 2, and runs `migrate complete`.
+    let writers = rt.block_on(live::start(&client, &table_name));
+    let operator = rt.spawn(live::operate(client.clone(), table_name.clone(), writers.clone()));
+    cli(&["migrate", "apply", "--design", path(&v2_file), "--from", path(&v1_file), "--auto-approve", "--online"], &v2_design)?;
+    let pause = rt.block_on(operator).context("the operator task")??;
+    let report = rt.block_on(live::check(&client, &table_name, &writers))?;
+    step(&format!(
+        "Ledger check: {} writes acknowledged while the table moved ({} through version 1, {} through version 2; \
+         write pause at cut-over {:.1}s): {} lost, {} tasks checked",
+        report.acknowledged, report.by_v1, report.by_v2, pause, report.lost, report.checked
+    ));
+    ensure!(report.lost == 0, "the migration lost {} acknowledged writes", report.lost);
     // The table now records v2: planning again finds nothing to do.
     cli(&["migrate", "plan", "--design", path(&v2_file)], &v2_design)?;
 
@@ -175,6 +193,7 @@ async fn part1(client: &Client, name: &str) -> Result<Before> {
     for o in tracker::ORGS {
         patterns.push((o.id, v1::read_patterns(&table, o.id, now).await?));
     }
+    live::prepare(&table).await?;
     let counts = count_entities(client, name).await?;
     step(&format!("The table holds {}", describe_counts(&counts)));
     Ok(Before { patterns, counts })
@@ -326,4 +345,178 @@ fn describe_counts(counts: &BTreeMap<String, usize>) -> String {
     let total: usize = counts.values().sum();
     let parts: Vec<String> = counts.iter().map(|(e, n)| format!("{n} {e}")).collect();
     format!("{total} items: {}", parts.join(", "))
+}
+
+/// The demo's live application: two writers that keep changing the tasks
+/// of a tenant of their own (so the read patterns compared before and
+/// after are untouched) while the table migrates, and the ledger of what
+/// DynamoDB acknowledged.
+mod live {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{ensure, Context, Result};
+    use aws_sdk_dynamodb::Client;
+    use singletable::Table;
+    use singletable_examples::tracker::{v1, v2, NewTask};
+
+    const ORG: &str = "umbrella";
+    const PROJECT: &str = "live";
+    const TASKS: u32 = 40;
+    const STATUSES: [&str; 3] = ["todo", "doing", "done"];
+
+    /// What the writers share with the operator and the check.
+    #[derive(Default)]
+    pub struct Writers {
+        /// 1 or 2: the application version writing; 0: paused.
+        version: AtomicU32,
+        stop: AtomicBool,
+        /// Writes in flight (the operator waits for none at cut-over).
+        in_flight: AtomicU32,
+        by_v1: AtomicU64,
+        by_v2: AtomicU64,
+        /// Task number -> (status, assignee) last acknowledged.
+        ledger: Mutex<BTreeMap<u32, (String, Option<String>)>>,
+        tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    }
+
+    pub struct Report {
+        pub acknowledged: u64,
+        pub by_v1: u64,
+        pub by_v2: u64,
+        pub lost: usize,
+        pub checked: usize,
+    }
+
+    /// The tenant's project and tasks, created before the counts are taken.
+    pub async fn prepare(table: &Table) -> Result<()> {
+        v1::create_project(table, ORG, PROJECT, "Live", "written to throughout the migration").await?;
+        for n in 0..TASKS {
+            v1::create_task(table, ORG, PROJECT, NewTask { title: format!("live task {n}"), ..NewTask::default() }).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts two writers on version 1, each owning half of the tasks.
+    pub async fn start(client: &Client, name: &str) -> Arc<Writers> {
+        let w = Arc::new(Writers::default());
+        w.version.store(1, Ordering::SeqCst);
+        for writer in 0..2u32 {
+            let (w2, v1t, v2t) = (w.clone(), v1_table(client, name), v2_table(client, name));
+            let handle = tokio::spawn(async move {
+                let mut step = writer;
+                while !w2.stop.load(Ordering::SeqCst) {
+                    step += 2;
+                    let version = w2.version.load(Ordering::SeqCst);
+                    if version == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    w2.in_flight.fetch_add(1, Ordering::SeqCst);
+                    // Paused between the check and here: let it go.
+                    if w2.version.load(Ordering::SeqCst) != version {
+                        w2.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    let number = 1 + (step % TASKS);
+                    let status = STATUSES[(step as usize / 3) % 3];
+                    let assignee = (step % 5 != 0).then(|| ["ann", "bob", "cat"][step as usize % 3].to_string());
+                    let written = match version {
+                        1 => write(&v1t, number, status, assignee.as_deref(), true).await,
+                        _ => write(&v2t, number, status, assignee.as_deref(), false).await,
+                    };
+                    if written.is_ok() {
+                        w2.ledger.lock().expect("ledger").insert(number, (status.to_string(), assignee));
+                        if version == 1 { &w2.by_v1 } else { &w2.by_v2 }.fetch_add(1, Ordering::SeqCst);
+                    }
+                    w2.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(4)).await;
+                }
+            });
+            w.tasks.lock().expect("tasks").push(handle);
+        }
+        w
+    }
+
+    fn v1_table(client: &Client, name: &str) -> Table {
+        Table::new(client.clone(), v1::design(name).expect("v1 design"))
+    }
+
+    fn v2_table(client: &Client, name: &str) -> Table {
+        Table::new(client.clone(), v2::design(name).expect("v2 design"))
+    }
+
+    /// Status and assignee in one update (`tasks` of either version).
+    async fn write(table: &Table, number: u32, status: &str, assignee: Option<&str>, old: bool) -> Result<(), singletable::Error> {
+        if old {
+            v1::set_task_status(table, ORG, PROJECT, number, status).await?;
+            v1::assign_task(table, ORG, PROJECT, number, assignee).await?;
+        } else {
+            v2::set_task_status(table, ORG, PROJECT, number, status).await?;
+            v2::assign_task(table, ORG, PROJECT, number, assignee).await?;
+        }
+        Ok(())
+    }
+
+    /// The operator: once the online apply is under way and has had time
+    /// to catch up, pauses version 1 and asks for cut-over; once cut over,
+    /// lets version 2 write and asks for completion; stops the writers when
+    /// the apply is done. Returns the write pause in seconds.
+    pub async fn operate(client: Client, name: String, w: Arc<Writers>) -> Result<f64> {
+        let phase = |client: Client, name: String| async move { singletable_migrate::online::phase(&client, &name, "pk", "sk").await };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while phase(client.clone(), name.clone()).await?.is_none() {
+            ensure!(Instant::now() < deadline, "the online apply did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The backfill of ~950 items takes a second or two here; the CLI
+        // cuts over only once the new forms have caught up anyway.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let paused = Instant::now();
+        w.version.store(0, Ordering::SeqCst);
+        while w.in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        singletable_migrate::online::request(&client, &name, "pk", "sk", "cutover").await.context("migrate cutover")?;
+        while phase(client.clone(), name.clone()).await? != Some(singletable_migrate::Phase::CutOver) {
+            ensure!(Instant::now() < deadline, "cut-over did not happen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        w.version.store(2, Ordering::SeqCst);
+        let pause = paused.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        singletable_migrate::online::request(&client, &name, "pk", "sk", "complete").await.context("migrate complete")?;
+        while phase(client.clone(), name.clone()).await?.is_some() {
+            ensure!(Instant::now() < deadline, "the apply did not complete");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        w.stop.store(true, Ordering::SeqCst);
+        let tasks: Vec<_> = w.tasks.lock().expect("tasks").drain(..).collect();
+        for t in tasks {
+            t.await?;
+        }
+        Ok(pause)
+    }
+
+    /// Compares every task of the tenant, read through version 2, with the
+    /// ledger.
+    pub async fn check(client: &Client, name: &str, w: &Writers) -> Result<Report> {
+        let table = v2_table(client, name);
+        let ledger = w.ledger.lock().expect("ledger").clone();
+        let mut lost = 0;
+        for (number, (status, assignee)) in &ledger {
+            let task = table.get::<v2::Task>(&(ORG.into(), PROJECT.into(), *number)).await?;
+            match task {
+                Some(t) if t.status == *status && t.assignee == *assignee => {}
+                other => {
+                    lost += 1;
+                    println!("   lost: task {number}: ledger ({status}, {assignee:?}), table {:?}", other.map(|t| (t.status, t.assignee)));
+                }
+            }
+        }
+        let (by_v1, by_v2) = (w.by_v1.load(Ordering::SeqCst), w.by_v2.load(Ordering::SeqCst));
+        Ok(Report { acknowledged: by_v1 + by_v2, by_v1, by_v2, lost, checked: ledger.len() })
+    }
 }
