@@ -127,7 +127,7 @@ pub(crate) async fn run(
             let segment = segment as u32;
             let scan = |start: Option<RawItem>| async move {
                 let _slot = budget.slot().await;
-                scan_page(client, &plan.table, segment, total, start, opts.page_size, None).await
+                scan_page(client, &plan.table, segment, total, start, Some(opts.page_size.unwrap_or(super::options::DEFAULT_PAGE_ITEMS)), None).await
             };
             let mut page = scan(state.resume_from).await?;
             loop {

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::plan::Defaults;
 
+/// Items per scan page (and checkpoint) unless [`ApplyOptions::page_size`]
+/// says otherwise: a crash redoes at most this many items per segment.
+pub const DEFAULT_PAGE_ITEMS: i32 = 2_000;
+
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -35,8 +39,10 @@ pub struct ApplyOptions {
     pub lease: Duration,
     /// Who holds the lock (shown to a second apply).
     pub owner: String,
-    /// Items per scan page, and so per checkpoint; `None`: as many as
-    /// DynamoDB returns in one page (1 MB). Large pages are cheaper: while a
+    /// Items per scan page, and so per checkpoint; `None`: at most
+    /// [`DEFAULT_PAGE_ITEMS`], fewer when DynamoDB's 1 MB page fills first.
+    /// The bound is what a `kill -9` can cost: a resumed apply redoes at
+    /// most one page per segment. Large pages are cheaper: while a
     /// segment's scan creeps along page by page, the items it writes in
     /// their new form land ahead of it and are read again (and kept), and
     /// every page costs a Scan call and a checkpoint. Memory grows with

@@ -225,7 +225,7 @@ pub(crate) async fn copy_to_new_table(
             loop {
                 let (items, next) = {
                     let _slot = budget.slot().await;
-                    scan_page(client, from, segment, segments, start, opts.page_size, None).await?
+                    scan_page(client, from, segment, segments, start, Some(opts.page_size.unwrap_or(super::options::DEFAULT_PAGE_ITEMS)), None).await?
                 };
                 let mut puts = Vec::new();
                 let mut units = 0.0;

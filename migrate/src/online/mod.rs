@@ -505,6 +505,20 @@ impl OnlineMigration {
     }
 }
 
+impl Drop for OnlineMigration {
+    fn drop(&mut self) {
+        // An online apply dropped before it completed (an error, or the
+        // caller gave up) stops its background work; its state, checkpoints
+        // and (expiring) lock stay, so starting it again resumes.
+        if let Some(h) = self.replay.take() {
+            h.abort();
+        }
+        if let Some(h) = self.backfill.take() {
+            h.abort();
+        }
+    }
+}
+
 /// Asks the online apply running on `table` to cut over (`"cutover"`) or
 /// complete (`"complete"`): what `migrate cutover` and `migrate complete`
 /// do from another shell. Returns the phase it is in.
