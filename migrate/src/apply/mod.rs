@@ -53,6 +53,10 @@ use state::{Checkpoints, Lease, Reserved};
 /// What [`Migrator::prepare`] found and settled.
 pub(crate) struct Prepared {
     pub live: crate::live::LiveTable,
+    /// The table records the plan's target design already: an apply of
+    /// this plan got at least that far (and verified first); there is
+    /// nothing left to move.
+    pub already_applied: bool,
     /// The options with the plan's saved defaults under the ones given.
     pub opts: ApplyOptions,
     pub at: Reserved,
@@ -80,6 +84,31 @@ pub(crate) fn migration_id(plan: &Plan, defaults: &Defaults) -> String {
         h.write_str(&line);
     }
     format!("{:016x}", h.finish())
+}
+
+/// Whether the table is as the plan found it, but for what an apply of
+/// this same plan did before it was killed: indexes it created or deleted,
+/// the design it recorded (its own target). Such a table resumes the plan;
+/// any other change makes it stale.
+fn own_progress(plan: &Plan, live: &crate::live::LiveTable, recorded: Option<&TableDesign>) -> bool {
+    let mut before = live.clone();
+    before.indexes.retain(|i| !plan.changes.iter().any(|c| matches!(c, Change::CreateIndex { index, .. } if index.name == i.name && i.matches(index))));
+    for c in &plan.changes {
+        if let Change::DeleteIndex { index } = c {
+            if !before.indexes.iter().any(|i| i.name == index.name) {
+                before.indexes.push(crate::live::LiveIndex {
+                    name: index.name.clone(),
+                    pk_attrs: vec![index.pk_attr.clone()],
+                    sk_attrs: index.sk_attr.iter().cloned().collect(),
+                    status: "ACTIVE".into(),
+                });
+            }
+        }
+    }
+    // The design recorded before: the plan's source (recorded, or given
+    // with --from for a table never migrated), or none.
+    let candidates: Vec<Option<&TableDesign>> = if recorded == Some(&plan.to) { vec![plan.from.as_ref(), None] } else { vec![recorded] };
+    candidates.into_iter().any(|r| fingerprint(&before, r) == plan.fingerprint)
 }
 
 impl Migrator {
@@ -128,13 +157,7 @@ impl Migrator {
         let checkpoints = Checkpoints { at: at.clone(), migration: migration_id(plan, &opts.defaults) };
         if !plan.fingerprint.is_empty() {
             let now = fingerprint(&live, recorded.as_ref());
-            // An apply of this plan killed after it created an index left
-            // the table as the plan will leave it there: the same plan.
-            let mut before_own_indexes = live.clone();
-            before_own_indexes.indexes.retain(|i| {
-                !plan.changes.iter().any(|c| matches!(c, Change::CreateIndex { index, .. } if index.name == i.name && i.matches(index)))
-            });
-            let own_progress = fingerprint(&before_own_indexes, recorded.as_ref()) == plan.fingerprint;
+            let own_progress = own_progress(plan, &live, recorded.as_ref());
             if now != plan.fingerprint && !own_progress {
                 // The plan's own interrupted apply changed the table (moved
                 // items, the lock, checkpoints): resuming it is safe, since
@@ -173,14 +196,26 @@ impl Migrator {
                 return Err(MigrateError::Other(format!("--default {entity}.{attr}: no entity `{entity}` in the new design")));
             }
         }
-        Ok(Prepared { live, opts, at, checkpoints })
+        let already_applied = !plan.changes.is_empty() && recorded.as_ref() == Some(&plan.to) && own_progress(plan, &live, recorded.as_ref());
+        Ok(Prepared { live, opts, at, checkpoints, already_applied })
     }
 
     /// Applies `plan`. See the module docs for the guarantees.
     pub async fn apply(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<ApplyReport, MigrateError> {
-        let Prepared { live, opts, at, checkpoints } = self.prepare(plan, opts, &*observer, None).await?;
+        let Prepared { live, opts, at, checkpoints, already_applied } = self.prepare(plan, opts, &*observer, None).await?;
         let opts = &opts;
         let mut report = ApplyReport::default();
+        if already_applied {
+            // Run again after it recorded its design (killed before it let
+            // go of the lock, or simply twice): tidy up, do nothing else.
+            if let Some(owner) = Lease::clear_expired(&at).await? {
+                observer.event(Event::Warning(format!("removed the expired lock of an apply by `{owner}` that stopped after its last step")));
+            }
+            let warning = format!("table `{}` already records this plan's design: the plan was applied; nothing to do", plan.table);
+            observer.event(Event::Warning(warning.clone()));
+            report.warnings.push(warning);
+            return Ok(report);
+        }
         if plan.changes.is_empty() {
             if live.exists {
                 if let Some(owner) = Lease::clear_expired(&at).await? {

@@ -105,6 +105,8 @@ pub struct OnlineMigration {
     backfill: Option<tokio::task::JoinHandle<Result<ApplyReport, MigrateError>>>,
     replay: Option<tokio::task::JoinHandle<Result<(), MigrateError>>>,
     report: ApplyReport,
+    /// Nothing left to do (the plan was applied before).
+    done: bool,
 }
 
 impl std::fmt::Debug for OnlineMigration {
@@ -153,7 +155,32 @@ impl Migrator {
             }
             None => false,
         };
-        let Prepared { opts, checkpoints, .. } = self.prepare(plan, opts, &*observer, Some(resuming)).await?;
+        let Prepared { opts, checkpoints, already_applied, live, .. } = self.prepare(plan, opts, &*observer, Some(resuming)).await?;
+        if already_applied && !resuming {
+            // Run again after it completed (or was killed as it finished):
+            // the table records this plan's design and holds no online
+            // state, so the contract is done too.
+            if let Some(owner) = Lease::clear_expired(&at).await? {
+                observer.event(Event::Warning(format!("removed the expired lock of an apply by `{owner}` that stopped after its last step")));
+            }
+            let warning = format!("table `{}` already records this plan's design: the plan was applied; nothing to do", plan.table);
+            observer.event(Event::Warning(warning.clone()));
+            return Ok(OnlineMigration {
+                client: self.client.clone(),
+                plan: Arc::new(plan.clone()),
+                opts: opts.clone(),
+                observer,
+                at,
+                migration: checkpoints.migration.clone(),
+                phase: Phase::CutOver,
+                lease: None,
+                shared: Arc::new(Shared::default()),
+                backfill: None,
+                replay: None,
+                report: ApplyReport { warnings: vec![warning], ..ApplyReport::default() },
+                done: true,
+            });
+        }
         let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;
         let migration = checkpoints.migration.clone();
         let mut report = ApplyReport { resumed: resuming, ..ApplyReport::default() };
@@ -184,7 +211,10 @@ impl Migrator {
                     text: "turn the table's stream on (changes from now on are captured)".into(),
                 });
                 let stream_arn = stream::enable(&self.client, &streams, &plan.table).await?;
-                let s = OnlineState { migration: migration.clone(), phase: Phase::Expand, stream_arn, requested: None };
+                // Turned on for the migration: turned off again at the end
+                // unless the new design asks for a stream.
+                let own_stream = live.stream.is_none();
+                let s = OnlineState { migration: migration.clone(), phase: Phase::Expand, stream_arn, requested: None, own_stream };
                 state::save(&at, &s).await?;
                 s
             }
@@ -204,6 +234,7 @@ impl Migrator {
             backfill: None,
             replay: None,
             report,
+            done: false,
         };
         if state.phase == Phase::Expand {
             observer.event(Event::Step {
@@ -429,8 +460,10 @@ impl OnlineMigration {
             return Err(MigrateError::Verification { table: self.plan.table.clone(), problems: content.problems });
         }
         record_design(&self.client, &self.plan.to, &self.plan.table).await?;
-        let stream_arn = state::load(&self.at).await?.map(|s| s.stream_arn).unwrap_or_default();
-        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::CutOver, stream_arn, requested: None }).await?;
+        let saved = state::load(&self.at).await?;
+        let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
+        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::CutOver, stream_arn, requested: None, own_stream })
+            .await?;
         self.phase = Phase::CutOver;
         Ok(CutoverReport { drained, content, took: started.elapsed() })
     }
@@ -440,6 +473,9 @@ impl OnlineMigration {
     /// indexes the design dropped, runs the final verification, and
     /// clears checkpoints, state and lock.
     pub async fn complete(mut self) -> Result<ApplyReport, MigrateError> {
+        if self.done {
+            return Ok(self.report.clone());
+        }
         if self.phase != Phase::CutOver {
             return Err(MigrateError::Other(format!("table `{}`: cut over before completing the online apply", self.plan.table)));
         }
@@ -479,6 +515,12 @@ impl OnlineMigration {
         self.report.verification = Some(verification);
         if !problems.is_empty() {
             return Err(MigrateError::Verification { table: plan.table.clone(), problems });
+        }
+        // The stream goes off again if the migration turned it on and the
+        // design does not ask for one.
+        let own_stream = state::load(&self.at).await?.is_some_and(|s| s.own_stream);
+        if own_stream && plan.to.settings.stream.is_none() {
+            stream::disable(&self.client, &plan.table).await?;
         }
         let checkpoints = crate::apply::state::Checkpoints { at: self.at.clone(), migration: self.migration.clone() };
         checkpoints.clear_all().await?;

@@ -42,6 +42,8 @@ pub(crate) struct OnlineState {
     pub stream_arn: String,
     /// Set by `migrate cutover` / `migrate complete` from another process.
     pub requested: Option<String>,
+    /// The online apply turned the stream on (it was off).
+    pub own_stream: bool,
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -74,6 +76,7 @@ pub(crate) async fn load(at: &Reserved) -> Result<Option<OnlineState>, MigrateEr
         phase,
         stream_arn: text(&item, "stream_arn").unwrap_or_default().to_string(),
         requested: text(&item, "requested").map(str::to_string),
+        own_stream: matches!(item.get("own_stream"), Some(AttributeValue::Bool(true))),
     }))
 }
 
@@ -85,6 +88,7 @@ pub(crate) async fn save(at: &Reserved, state: &OnlineState) -> Result<(), Migra
     if let Some(r) = &state.requested {
         item.insert("requested".into(), s(r));
     }
+    item.insert("own_stream".into(), AttributeValue::Bool(state.own_stream));
     retrying(|| at.client.put_item().table_name(&at.table).set_item(Some(item.clone())).send())
         .await
         .map_err(|e| MigrateError::dynamo("PutItem (online state)", &at.table, e))?;

@@ -121,6 +121,19 @@ pub(crate) async fn enable(
     }
 }
 
+/// Turns the table's stream off again (the online apply turned it on and
+/// the design has none).
+pub(crate) async fn disable(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), MigrateError> {
+    let spec = StreamSpecification::builder()
+        .stream_enabled(false)
+        .build()
+        .map_err(|e| MigrateError::Other(format!("table `{table}`: stream specification: {e}")))?;
+    retrying(|| client.update_table().table_name(table).stream_specification(spec.clone()).send())
+        .await
+        .map_err(|e| MigrateError::dynamo("UpdateTable (stream off)", table, e))?;
+    Ok(())
+}
+
 /// What a stream record records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordKind {
