@@ -255,11 +255,15 @@ impl Migrator {
                 shared.clone(),
                 lease.watch(),
             )));
-            let (client, plan, opts, observer, lease_watch) = (self.client.clone(), plan.clone(), opts.clone(), observer.clone(), lease.watch());
+            // Copies are transactions of up to 25 items whose latency, not
+            // the server, bounds a segment: more of them in flight.
+            let copy_opts = ApplyOptions { concurrency: Some(opts.concurrency.unwrap_or(opts.segments.max(1) * 4)), ..opts.clone() };
+            let (client, plan, observer, lease_watch) = (self.client.clone(), plan.clone(), observer.clone(), lease.watch());
             online.backfill = Some(tokio::spawn(async move {
                 let mut report = ApplyReport::default();
                 lease_watch.check().await?;
-                backfill::run(&client, &plan, &opts, &checkpoints, &lease_watch, observer, &mut report, Mode::Online).await?;
+                backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online).await?;
+                observer.event(Event::Step { number: 2, total: 3, text: "backfill done; the replay catches up with the stream".into() });
                 Ok(report)
             }));
         }
@@ -490,7 +494,8 @@ impl OnlineMigration {
         }
         self.observer.event(Event::Step { number: 3, total: 3, text: "delete old forms, then verify".into() });
         let rules = Rules::new(&plan, &opts.defaults);
-        let budget = Budget::new(opts.max_wcu, opts.in_flight());
+        // Conditional deletes, one request each: many in flight.
+        let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(opts.segments.max(1) * 8));
         let contracted = contract::run(&self.client, &plan, &rules, opts.segments, &budget).await?;
         self.report.deleted += contracted.deleted;
         if !contracted.changed.is_empty() {
