@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::Client;
 use singletable::TableDesign;
 
 pub use crate::plan::Defaults;
-pub use options::{ApplyOptions, ApplyReport, Event, Observer, Quiet, VerifyReport};
+pub use options::{ApplyOptions, ApplyReport, Event, Observer, Quiet, VerifyReport, DEFAULT_PAGE_ITEMS};
 
 use crate::error::MigrateError;
 use crate::fingerprint::{fingerprint, Fnv64};
