@@ -3,7 +3,10 @@
 # mode against a DynamoDB Local started for this run (stopped again on
 # exit), unless AWS_ENDPOINT_URL_DYNAMODB is already set.
 #
-#   scripts/bench-migrate.sh                      # 20,000 items, C = 4 and 8
+#   scripts/bench-migrate.sh                      # 20,000 items, C = 4 and 8, with
+#                                                 # the online apply under 200 writes/s
+#   scripts/bench-migrate.sh --skip-online        # quiet apply vs hand-written only
+#   scripts/bench-migrate.sh --items 3000 --warmup 1000 --rounds 1 --concurrency 4 --skip-naive
 #   scripts/bench-migrate.sh --concurrency 4 --rounds 3
 #   scripts/bench-migrate.sh --memory 20000,200000
 #   scripts/bench-migrate.sh --help

@@ -8,6 +8,21 @@
 //! * **(b) hand-written**: a parallel scan of C segments, per page
 //!   BatchWriteItem puts of the moved items, then deletes of the old ones.
 //!
+//! * **online**: the library's online apply of the same rekey
+//!   (`Migrator::start_online`, `wait_caught_up`, `cutover`, `complete`)
+//!   while a background application load (`--load-rate`, 200 writes/s by
+//!   default, paced by a tokio interval) updates random existing orders:
+//!   the old form (v1 keys) through expand and catch-up; at cut-over the
+//!   load pauses (the write pause is timed from pausing the load to
+//!   `cutover()` returning), then writes the new form (v2 keys) during
+//!   `complete()`. A ledger keeps each order's last acknowledged write, and
+//!   the table is checked against it afterwards. Every `--sample-every`-th
+//!   old-form write is followed by consistent reads (BatchGetItem) of the item's new
+//!   form until it shows the write: the replay lag end to end, as the
+//!   application sees it (DynamoDB Local rounds the stream's
+//!   ApproximateCreationDateTime to the minute, so the library's own lag
+//!   figures mean nothing there).
+//!
 //! Apply and (b) have the same concurrency: at most C requests in flight
 //! (apply's lease heartbeat aside). (b) ties each request to its segment;
 //! apply shares the C slots among all segments and reads a segment's next
@@ -16,8 +31,8 @@
 //! one of 4 segments holds half the table).
 //!
 //! Every contender rekeys its own freshly seeded, identical table; each
-//! table is checked afterwards (counts, old-form leftovers, spot checks of
-//! payloads) so the comparison is honest. A warm-up pass runs each
+//! table is checked afterwards (counts, old-form leftovers, every item's
+//! content, spot checks by key) so the comparison is honest. A warm-up pass runs each
 //! contender once before anything is timed (DynamoDB Local's JVM is 2-3x
 //! slower cold), then rounds alternate the order of the contenders.
 //!
@@ -34,7 +49,8 @@
 //!     cargo run --release -p singletable-examples --bin bench-migrate -- --help
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -155,12 +171,24 @@ struct Opts {
     apply_page_size: Option<i32>,
     b_page_size: Option<i32>,
     skip_naive: bool,
+    skip_online: bool,
+    load_rate: f64,
+    sample_every: u64,
     apply_child: Option<String>,
 }
 
 const USAGE: &str = "usage: bench-migrate [--items N] [--concurrency C[,C...]] [--rounds R] [--warmup N]
                      [--orgs K] [--apply-page-size P] [--b-page-size P] [--skip-naive]
+                     [--skip-online] [--load-rate W] [--sample-every K]
        bench-migrate --memory N[,N...] [--concurrency C]
+
+Contenders, each on its own fresh table: migrate apply (quiet, Migrator::apply),
+(b) hand-written parallel rekey, (a) naive rekey, and the online apply
+(Migrator::start_online .. complete) under a background load of W writes/s:
+old-form updates through expand and catch-up, paused at cut-over, new-form
+updates during complete. It reports the online apply's items/s (to cut-over
+and to complete) against the quiet apply's, the write pause at cut-over and
+the replay lag p50/p99 measured end to end by the writers.
 
   --items N            items per table (default 20000)
   --concurrency C,..   scan segments of apply and (b), one comparison each (default 4,8)
@@ -171,9 +199,15 @@ const USAGE: &str = "usage: bench-migrate [--items N] [--concurrency C[,C...]] [
   --apply-page-size P  ApplyOptions::page_size (default: the library's)
   --b-page-size P      scan Limit of (b) (default: none, DynamoDB's 1 MB pages)
   --skip-naive         leave out (a)
+  --skip-online        leave out the online apply
+  --load-rate W        background writes/s during the online apply (default 200; at
+                       most 16 in flight, a tick finding all busy is skipped; the
+                       acknowledged rate is printed)
+  --sample-every K     time the replay lag of every K-th old-form write (default 10)
   --memory N,..        only the apply, in a child process, on N items each; peak RSS
 
-Needs AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local); scripts/bench-migrate.sh sets it up.";
+Needs AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local); scripts/bench-migrate.sh sets it up.
+BENCH_TRACE=1 prints the online run's phases and the load's progress on stderr.";
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>> {
     v.split(',')
@@ -192,6 +226,9 @@ fn parse_opts() -> Result<Opts> {
         apply_page_size: None,
         b_page_size: None,
         skip_naive: false,
+        skip_online: false,
+        load_rate: 200.0,
+        sample_every: 10,
         apply_child: None,
     };
     let mut warmup = None;
@@ -211,6 +248,9 @@ fn parse_opts() -> Result<Opts> {
             "--apply-page-size" => o.apply_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
             "--b-page-size" => o.b_page_size = Some(parse_list::<i32>(&a, &value()?)?[0]),
             "--skip-naive" => o.skip_naive = true,
+            "--skip-online" => o.skip_online = true,
+            "--load-rate" => o.load_rate = parse_list::<f64>(&a, &value()?)?[0],
+            "--sample-every" => o.sample_every = parse_list::<u64>(&a, &value()?)?[0],
             "--orgs" => {
                 let k = parse_list::<usize>(&a, &value()?)?[0];
                 ensure!(k > 0, "--orgs must be positive");
@@ -227,6 +267,8 @@ fn parse_opts() -> Result<Opts> {
     o.warmup = warmup.unwrap_or(o.items);
     ensure!(o.items > 0 && o.rounds > 0, "--items and --rounds must be positive");
     ensure!(o.concurrency.iter().all(|c| *c > 0), "--concurrency must be positive");
+    ensure!(o.load_rate > 0.0 && o.load_rate <= 10_000.0, "--load-rate must be in (0, 10000]");
+    ensure!(o.sample_every > 0, "--sample-every must be positive");
     if !o.memory.is_empty() || o.apply_child.is_some() {
         o.segments_memory = if concurrency_given { o.concurrency[0] } else { 4 };
     }
@@ -341,11 +383,34 @@ fn s_of<'a>(item: &'a RawItem, attr: &str) -> &'a str {
     }
 }
 
+/// The note the background load writes with its `seq`-th write.
+fn load_note(seq: u64) -> String {
+    format!("bench write #{seq:010}")
+}
+
+/// The `seq` of a note written by the load (0 for a seeded note).
+fn note_seq(note: &str) -> u64 {
+    note.strip_prefix("bench write #").and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Order `i` in its new form, with the last acknowledged write of the
+/// background load (`ledger`: order -> seq) applied.
+fn expected(i: usize, ledger: &HashMap<usize, u64>) -> v2::Order {
+    let mut o = order_v2(i);
+    if let Some(seq) = ledger.get(&i) {
+        o.note = load_note(*seq);
+    }
+    o
+}
+
 /// Checks that `table` holds exactly orders `0..n`, each in its new form:
-/// counts, no old-form leftovers, and a spot check of payloads by key.
-async fn verify(client: &Client, table: &str, n: usize) -> Result<()> {
+/// counts, no old-form leftovers, every item's content (the seeded order,
+/// or the last acknowledged write of the background load per `ledger`),
+/// and a spot check of payloads by key.
+async fn verify(client: &Client, table: &str, n: usize, ledger: &HashMap<usize, u64>) -> Result<()> {
     let counts = Mutex::new((0usize, 0usize, 0usize, 0usize)); // new, old, other orders, reserved
     let ids = Mutex::new(vec![false; n]);
+    let wrong = Mutex::new((0usize, Vec::<String>::new()));
     scan_all(client, table, 4, |item| {
         let pk = s_of(&item, "pk");
         let mut c = counts.lock().unwrap();
@@ -354,6 +419,15 @@ async fn verify(client: &Client, table: &str, n: usize) -> Result<()> {
             if let Ok(i) = s_of(&item, "sk").trim_start_matches("ORDER#").parse::<usize>() {
                 if let Some(seen) = ids.lock().unwrap().get_mut(i) {
                     *seen = true;
+                    let want = expected(i, ledger);
+                    let got = v2::Order::from_item(item.clone());
+                    if got.as_ref().ok() != Some(&want) {
+                        let mut w = wrong.lock().unwrap();
+                        w.0 += 1;
+                        if w.1.len() < 5 {
+                            w.1.push(format!("order {i}: {got:?}, want note {:?}", want.note));
+                        }
+                    }
                 }
             }
         } else if pk.starts_with(OLD_PREFIX) {
@@ -369,10 +443,12 @@ async fn verify(client: &Client, table: &str, n: usize) -> Result<()> {
     ensure!(new == n && old == 0 && other == 0, "table {table}: {new} new-form items (want {n}), {old} old-form, {other} other");
     let missing = ids.into_inner().unwrap().iter().filter(|seen| !**seen).count();
     ensure!(missing == 0, "table {table}: {missing} ids missing");
+    let (wrong, examples) = wrong.into_inner().unwrap();
+    ensure!(wrong == 0, "table {table}: {wrong} items differ from the ledger, e.g. {}", examples.join("; "));
     let t = Table::new(client.clone(), new_design(table));
     let step = (n / 25).max(1);
     for i in (0..n).step_by(step).chain([n - 1]) {
-        let want = order_v2(i);
+        let want = expected(i, ledger);
         let got = t.get::<v2::Order>(&(want.org.clone(), want.id.clone())).await?;
         ensure!(got.as_ref() == Some(&want), "table {table}: order {i} is {got:?}, want {want:?}");
         let old = client
@@ -455,6 +531,381 @@ async fn hand_written(client: &Client, table: &str, segments: u32, page: Option<
     Ok(moved.into_iter().sum())
 }
 
+// ---------------------------------------------------------------- online
+
+/// What the background load does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadMode {
+    /// The old application version: updates old forms (v1 keys).
+    Old,
+    /// Cut-over: nothing is sent.
+    Paused,
+    /// The new application version: updates new forms (v2 keys).
+    New,
+    Stopped,
+}
+
+/// Which writes are in flight, and what the load does: one lock, so no
+/// write is sent in a mode the pauser has already left.
+struct LoadState {
+    mode: LoadMode,
+    /// Orders with a write in flight (never two at once to one order, so
+    /// the ledger's last acknowledged write is well defined).
+    busy: HashSet<usize>,
+}
+
+/// The application load of the online contender: `rate` updates/s of
+/// random existing orders (their `note`), with a ledger of acknowledged
+/// writes and end-to-end replay lag probes.
+struct Load {
+    client: Client,
+    table: String,
+    n: usize,
+    sample_every: u64,
+    state: Mutex<LoadState>,
+    /// order -> seq of its last acknowledged write.
+    ledger: Mutex<HashMap<usize, u64>>,
+    seq: AtomicU64,
+    /// Acknowledged writes of the old form and of the new form.
+    acked_old: AtomicU64,
+    acked_new: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    /// Seconds from a sampled old-form write's acknowledgement until its
+    /// new form showed it (a timed-out probe counts as `PROBE_CAP`).
+    lags: Mutex<Vec<f64>>,
+    timeouts: AtomicU64,
+    /// Sampled writes whose new form has not shown them yet: (order, seq,
+    /// acknowledged at, next read due).
+    pending: Mutex<Vec<(usize, u64, Instant, Instant)>>,
+}
+
+const PROBE_CAP: Duration = Duration::from_secs(10);
+
+/// Writes of the background load in flight at most (the application's
+/// writers).
+const LOAD_WRITERS: usize = 16;
+
+impl Load {
+    fn new(client: &Client, table: &str, n: usize, sample_every: u64) -> Arc<Self> {
+        Arc::new(Load {
+            client: client.clone(),
+            table: table.to_string(),
+            n,
+            sample_every,
+            state: Mutex::new(LoadState { mode: LoadMode::Old, busy: HashSet::new() }),
+            ledger: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
+            acked_old: AtomicU64::new(0),
+            acked_new: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            lags: Mutex::new(Vec::new()),
+            timeouts: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sends one write per tick of a `rate`/s interval until stopped; each
+    /// write runs in its own task (at most `LOAD_WRITERS` at once), so slow
+    /// responses do not lower the rate unless every writer waits.
+    async fn drive(self: Arc<Self>, rate: f64) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()) ^ (self.n as u64);
+        let mut next = move || {
+            // xorshift64
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        loop {
+            tick.tick().await;
+            let (id, mode) = {
+                let mut st = self.state.lock().unwrap();
+                match st.mode {
+                    LoadMode::Stopped => return,
+                    LoadMode::Paused => continue,
+                    mode => {
+                        // A tick finding every writer busy is skipped (the
+                        // acked rate shows it): an open loop would queue
+                        // requests without bound in a slow server.
+                        if st.busy.len() >= LOAD_WRITERS.min(self.n / 2).max(1) {
+                            continue;
+                        }
+                        let id = loop {
+                            let id = (next() % self.n as u64) as usize;
+                            if st.busy.insert(id) {
+                                break id;
+                            }
+                        };
+                        (id, mode)
+                    }
+                }
+            };
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            tokio::spawn(self.clone().write(id, seq, mode == LoadMode::New));
+        }
+    }
+
+    fn key(id: usize, new: bool) -> (AttributeValue, AttributeValue) {
+        let o = order(id);
+        let prefix = if new { NEW_PREFIX } else { OLD_PREFIX };
+        (AttributeValue::S(format!("{prefix}{}", o.org)), AttributeValue::S(format!("ORDER#{}", o.id)))
+    }
+
+    /// Updates order `id`'s note in its old (or new) form, on the condition
+    /// that the form exists (it must, in the phase the load writes it).
+    async fn write(self: Arc<Self>, id: usize, seq: u64, new: bool) {
+        let (pk, sk) = Self::key(id, new);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET #note = :note")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#note", "note")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":note", AttributeValue::S(load_note(seq)))
+            .send()
+            .await;
+        match out {
+            Ok(_) => {
+                let acked = Instant::now();
+                self.ledger.lock().unwrap().insert(id, seq);
+                if new {
+                    self.acked_new.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let k = self.acked_old.fetch_add(1, Ordering::Relaxed) + 1;
+                    if k.checked_rem(self.sample_every) == Some(0) {
+                        self.pending.lock().unwrap().push((id, seq, acked, acked));
+                    }
+                }
+            }
+            Err(e) => {
+                let form = if new { "new" } else { "old" };
+                self.errors.lock().unwrap().push(format!("write #{seq} to the {form} form of order {id}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+            }
+        }
+        self.state.lock().unwrap().busy.remove(&id);
+    }
+
+    /// Reads the new forms of the sampled writes until each shows its
+    /// write (or a later one), in consistent BatchGetItems of up to 100
+    /// keys every 20 ms, one probe read again after 20 ms, then backing off
+    /// by 1.25x up to 500 ms (so the figure is within 25% or 0.5 s, and a
+    /// large lag does not flood the server with reads). Returns once the
+    /// load has stopped and nothing is pending.
+    async fn probe(self: Arc<Self>) {
+        let mut backoff: HashMap<(usize, u64), Duration> = HashMap::new();
+        loop {
+            let now = Instant::now();
+            let due: Vec<(usize, u64, Instant, Instant)> = {
+                let mut pending = self.pending.lock().unwrap();
+                let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.3 <= now);
+                *pending = later;
+                due
+            };
+            if due.is_empty() {
+                if self.state.lock().unwrap().mode == LoadMode::Stopped && self.pending.lock().unwrap().is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            // Several probes of one order at once: one key, the newest seq
+            // seen decides for each.
+            let mut by_order: HashMap<usize, Vec<(u64, Instant)>> = HashMap::new();
+            for (id, seq, acked, _) in due {
+                by_order.entry(id).or_default().push((seq, acked));
+            }
+            let ids: Vec<usize> = by_order.keys().copied().collect();
+            let reads = futures::future::join_all(ids.chunks(100).map(|chunk| {
+                let keys: Vec<RawItem> = chunk
+                    .iter()
+                    .map(|id| {
+                        let (pk, sk) = Self::key(*id, true);
+                        HashMap::from([("pk".to_string(), pk), ("sk".to_string(), sk)])
+                    })
+                    .collect();
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .projection_expression("#sk, #note")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_names("#note", "note")
+                    .build()
+                    .expect("keys");
+                self.client.batch_get_item().request_items(&self.table, request).send()
+            }))
+            .await;
+            let seen_at = Instant::now();
+            let mut seen: HashMap<usize, u64> = HashMap::new();
+            for out in reads.into_iter().flatten() {
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    if let Ok(id) = s_of(&item, "sk").trim_start_matches("ORDER#").parse::<usize>() {
+                        seen.insert(id, note_seq(s_of(&item, "note")));
+                    }
+                }
+            }
+            let mut again = Vec::new();
+            for (id, probes) in by_order {
+                let newest = seen.get(&id).copied().unwrap_or(0);
+                for (seq, acked) in probes {
+                    let lag = seen_at - acked;
+                    if newest >= seq {
+                        self.lags.lock().unwrap().push(lag.as_secs_f64());
+                        backoff.remove(&(id, seq));
+                    } else if lag >= PROBE_CAP {
+                        self.timeouts.fetch_add(1, Ordering::Relaxed);
+                        self.lags.lock().unwrap().push(PROBE_CAP.as_secs_f64());
+                        backoff.remove(&(id, seq));
+                    } else {
+                        let wait = backoff.entry((id, seq)).or_insert(Duration::from_millis(16));
+                        *wait = (*wait * 5 / 4).min(Duration::from_millis(500));
+                        again.push((id, seq, acked, seen_at + *wait));
+                    }
+                }
+            }
+            self.pending.lock().unwrap().extend(again);
+        }
+    }
+
+    /// Sets the mode; for `Paused` and `Stopped`, returns once every write
+    /// in flight has been answered.
+    async fn set_mode(&self, mode: LoadMode) {
+        self.state.lock().unwrap().mode = mode;
+        if matches!(mode, LoadMode::Paused | LoadMode::Stopped) {
+            while !self.state.lock().unwrap().busy.is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+
+    /// Stops the load and waits for its writes and probes.
+    async fn finish(&self, driver: tokio::task::JoinHandle<()>, prober: tokio::task::JoinHandle<()>) {
+        self.set_mode(LoadMode::Stopped).await;
+        let _ = driver.await;
+        let _ = prober.await;
+    }
+}
+
+/// One online apply under load.
+#[derive(Debug, Clone, Default)]
+struct OnlineRun {
+    /// From start_online until cutover() returned.
+    to_cutover: f64,
+    /// From start_online until wait_caught_up() returned.
+    caught_up: f64,
+    /// From pausing the load until cutover() returned.
+    pause: f64,
+    /// cutover()'s own figure, and the stream records it drained.
+    cutover_took: f64,
+    drained: u64,
+    /// complete(): contract and the final verification.
+    complete: f64,
+    /// Stream records replayed by the time the replay caught up.
+    replayed: u64,
+    /// End-to-end replay lags of the sampled writes, seconds.
+    lags: Vec<f64>,
+    timeouts: u64,
+    acked_old: u64,
+    acked_new: u64,
+    /// Acknowledged writes per second of the load while it ran.
+    load_rate: f64,
+}
+
+/// The online contender: plan, start the load, then start_online ..
+/// complete, timed from the call to start_online. Returns the run and the
+/// load's ledger for the verification.
+async fn online(client: &Client, migrator: &Migrator, table: &str, n: usize, segments: u32, opts: &Opts) -> Result<(Run, HashMap<usize, u64>)> {
+    let plan = make_plan(client, table, segments).await?;
+    let load = Load::new(client, table, n, opts.sample_every);
+    let load_started = Instant::now();
+    let driver = tokio::spawn(load.clone().drive(opts.load_rate));
+    let prober = tokio::spawn(load.clone().probe());
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        let load = load.clone();
+        tokio::spawn(async move {
+            while load.state.lock().unwrap().mode != LoadMode::Stopped {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let (acked, busy) = (load.acked_old.load(Ordering::Relaxed) + load.acked_new.load(Ordering::Relaxed), load.state.lock().unwrap().busy.len());
+                trace(&format!("load: {acked} writes acked, {busy} in flight, {} lag probes pending ({})", load.pending.lock().unwrap().len(), loadavg()));
+            }
+        });
+    }
+    let cpu0 = cpu_now();
+    let t = Instant::now();
+    let result: Result<OnlineRun> = async {
+        let mut online = migrator.start_online(&plan, &apply_options(segments, opts.apply_page_size), Arc::new(singletable_migrate::Quiet)).await?;
+        trace(&format!("online: started, {} writes acked", load.acked_old.load(Ordering::Relaxed)));
+        let caught = online.wait_caught_up().await?;
+        trace(&format!("online: caught up, {} writes acked", load.acked_old.load(Ordering::Relaxed)));
+        let caught_up = t.elapsed().as_secs_f64();
+        // Cut-over: the old version stops writing (its writes in flight
+        // are answered), the tool drains and verifies.
+        let paused = Instant::now();
+        load.set_mode(LoadMode::Paused).await;
+        let cut = online.cutover().await?;
+        let pause = paused.elapsed().as_secs_f64();
+        let to_cutover = t.elapsed().as_secs_f64();
+        trace(&format!("online: cut over, pause {pause:.2} s"));
+        // The new version writes during contract.
+        load.set_mode(LoadMode::New).await;
+        let c0 = Instant::now();
+        online.complete().await?;
+        Ok(OnlineRun {
+            to_cutover,
+            caught_up,
+            pause,
+            cutover_took: cut.took.as_secs_f64(),
+            drained: cut.drained,
+            complete: c0.elapsed().as_secs_f64(),
+            replayed: caught.records,
+            ..OnlineRun::default()
+        })
+    }
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let cpu1 = cpu_now();
+    load.finish(driver, prober).await;
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let mut run = result?;
+    let errors = load.errors.lock().unwrap().clone();
+    ensure!(errors.is_empty(), "{} background writes failed, e.g. {}", errors.len(), errors[..errors.len().min(3)].join("; "));
+    run.lags = load.lags.lock().unwrap().clone();
+    run.timeouts = load.timeouts.load(Ordering::Relaxed);
+    run.acked_old = load.acked_old.load(Ordering::Relaxed);
+    run.acked_new = load.acked_new.load(Ordering::Relaxed);
+    run.load_rate = (run.acked_old + run.acked_new) as f64 / load_secs;
+    let ledger = load.ledger.lock().unwrap().clone();
+    let cpu = (cpu1.0 - cpu0.0, cpu1.1.zip(cpu0.1).map(|(b, a)| b - a));
+    Ok((Run { secs, cpu, apply: None, online: Some(run) }, ledger))
+}
+
+/// With BENCH_TRACE set, a line on stderr (phases of the online run).
+fn trace(what: &str) {
+    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprintln!("[{:8.2} s] {what}", T0.get_or_init(Instant::now).elapsed().as_secs_f64());
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// (p50, p99) of `lags`.
+fn lag_percentiles(lags: &[f64]) -> (f64, f64) {
+    let mut sorted = lags.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (percentile(&sorted, 0.5), percentile(&sorted, 0.99))
+}
+
 /// Records when the backfill started and when its last page was written.
 #[derive(Default)]
 struct Timeline {
@@ -494,6 +945,7 @@ enum Who {
     Apply,
     Naive,
     Hand,
+    Online,
 }
 
 impl Who {
@@ -502,6 +954,7 @@ impl Who {
             Who::Apply => "migrate apply",
             Who::Naive => "(a) naive",
             Who::Hand => "(b) hand-written",
+            Who::Online => "online apply",
         }
     }
 }
@@ -531,12 +984,16 @@ struct Run {
     cpu: (f64, Option<f64>),
     /// apply only: (plan secs, backfill secs, after-backfill secs).
     apply: Option<(f64, f64, f64, (f64, Option<f64>))>,
+    /// online only.
+    online: Option<OnlineRun>,
 }
 
-async fn run_one(client: &Client, who: Who, n: usize, segments: u32, opts: &Opts) -> Result<Run> {
+async fn run_one(client: &Client, migrator: &Migrator, who: Who, n: usize, segments: u32, opts: &Opts) -> Result<Run> {
     let table = seed(client, "t", n).await?;
     let result: Result<Run> = async {
         let mut cpu0 = cpu_now();
+        // The background load's acknowledged writes (online only).
+        let mut ledger = HashMap::new();
         let mut run = match who {
             Who::Apply => {
                 let t = Instant::now();
@@ -545,7 +1002,7 @@ async fn run_one(client: &Client, who: Who, n: usize, segments: u32, opts: &Opts
                 cpu0 = cpu_now();
                 let timeline = Arc::new(Timeline::default());
                 let t = Instant::now();
-                let report = Migrator::new(client.clone()).apply(&plan, &apply_options(segments, opts.apply_page_size), timeline.clone()).await?;
+                let report = migrator.apply(&plan, &apply_options(segments, opts.apply_page_size), timeline.clone()).await?;
                 let secs = t.elapsed().as_secs_f64();
                 ensure!(report.moved == n as u64, "apply moved {} of {n}", report.moved);
                 let end = t + Duration::from_secs_f64(secs);
@@ -553,24 +1010,32 @@ async fn run_one(client: &Client, who: Who, n: usize, segments: u32, opts: &Opts
                 let (b1, cpu_b1) = timeline.last_progress.lock().unwrap().unwrap_or((end, cpu_now()));
                 let cpu_end = cpu_now();
                 let cpu_after = (cpu_end.0 - cpu_b1.0, cpu_end.1.zip(cpu_b1.1).map(|(b, a)| b - a));
-                Run { secs, cpu: (0.0, None), apply: Some((plan_secs, (b1 - b0).as_secs_f64(), (end - b1).as_secs_f64(), cpu_after)) }
+                Run { secs, cpu: (0.0, None), apply: Some((plan_secs, (b1 - b0).as_secs_f64(), (end - b1).as_secs_f64(), cpu_after)), online: None }
             }
             Who::Naive => {
                 let t = Instant::now();
                 let moved = naive(client, &table).await?;
                 ensure!(moved == n as u64, "naive moved {moved} of {n}");
-                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None }
+                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None, online: None }
             }
             Who::Hand => {
                 let t = Instant::now();
                 let moved = hand_written(client, &table, segments, opts.b_page_size).await?;
                 ensure!(moved == n as u64, "hand-written moved {moved} of {n}");
-                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None }
+                Run { secs: t.elapsed().as_secs_f64(), cpu: (0.0, None), apply: None, online: None }
+            }
+            Who::Online => {
+                let (run, acked) = online(client, migrator, &table, n, segments, opts).await?;
+                ledger = acked;
+                run
             }
         };
-        let cpu1 = cpu_now();
-        run.cpu = (cpu1.0 - cpu0.0, cpu1.1.zip(cpu0.1).map(|(b, a)| b - a));
-        verify(client, &table, n).await.with_context(|| format!("verifying {}", who.label()))?;
+        // The online run takes its CPU itself, from start_online to complete.
+        if run.online.is_none() {
+            let cpu1 = cpu_now();
+            run.cpu = (cpu1.0 - cpu0.0, cpu1.1.zip(cpu0.1).map(|(b, a)| b - a));
+        }
+        verify(client, &table, n, &ledger).await.with_context(|| format!("verifying {}", who.label()))?;
         Ok(run)
     }
     .await;
@@ -579,10 +1044,17 @@ async fn run_one(client: &Client, who: Who, n: usize, segments: u32, opts: &Opts
 }
 
 async fn compare(client: &Client, opts: &Opts) -> Result<()> {
-    let mut who = vec![Who::Apply, Who::Hand];
+    let mut who = vec![Who::Apply];
+    if !opts.skip_online {
+        who.push(Who::Online);
+    }
+    who.push(Who::Hand);
     if !opts.skip_naive {
         who.push(Who::Naive);
     }
+    // The online apply reads the table's stream (DynamoDB Local serves it
+    // on the same endpoint); the quiet apply does not use it.
+    let migrator = Migrator::new(client.clone()).with_streams(singletable_migrate::cli::streams_client().await);
     let sample = order(1).to_item()?;
     println!(
         "bench-migrate: rekey pk ORG#{{org}} -> TENANT#{{org}} of {} items ({} orgs, ~{} bytes each), {} round(s) after a warm-up pass of {} items",
@@ -597,30 +1069,47 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
         opts.apply_page_size.or(ApplyOptions::default().page_size).map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items")),
         opts.b_page_size.map_or("DynamoDB's 1 MB".to_string(), |p| format!("{p} items"))
     );
+    if !opts.skip_online {
+        println!(
+            "online apply: Migrator::start_online .. wait_caught_up .. cutover .. complete, same options, timed from start_online; background load {} writes/s \
+             (UpdateItem of a random order's note: old form until cut-over, paused for it, new form during complete); \
+             replay lag timed end to end on every {}th old-form write: ack -> a consistent read of the new form shows it (BatchGetItem polls, 20 ms backing off to 500 ms, cap {} s)",
+            opts.load_rate,
+            opts.sample_every,
+            PROBE_CAP.as_secs()
+        );
+        println!(
+            "  (DynamoDB Local rounds the stream's ApproximateCreationDateTime to the minute, so the library's own lag figures (OnlineMigration::status) are useless here and not shown)"
+        );
+    }
     for &c in &opts.concurrency {
         println!("\n== concurrency C = {c} ==  ({})", loadavg());
         if opts.warmup > 0 {
             let t = Instant::now();
             for &w in &who {
-                run_one(client, w, opts.warmup, c, opts).await.with_context(|| format!("warm-up of {}", w.label()))?;
+                run_one(client, &migrator, w, opts.warmup, c, opts).await.with_context(|| format!("warm-up of {}", w.label()))?;
             }
             println!("warm-up: every contender once on {} items ({:.1} s)", opts.warmup, t.elapsed().as_secs_f64());
         }
         let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
         // CPU seconds (client, server) per item, by contender.
         let mut cpus: HashMap<&str, Vec<(f64, Option<f64>)>> = HashMap::new();
+        // Per round: (quiet apply items/s, online run, online secs).
+        let mut quiet_by_round: Vec<f64> = Vec::new();
+        let mut online_by_round: Vec<(f64, OnlineRun)> = Vec::new();
         for round in 0..opts.rounds {
             let mut order = who.clone();
             if round % 2 == 1 {
                 order.reverse();
             }
             for &w in &order {
-                let run = run_one(client, w, opts.items, c, opts).await.with_context(|| format!("round {} of {}", round + 1, w.label()))?;
+                let run =
+                    run_one(client, &migrator, w, opts.items, c, opts).await.with_context(|| format!("round {} of {}", round + 1, w.label()))?;
                 let rate = opts.items as f64 / run.secs;
                 rates.entry(w.label()).or_default().push(rate);
                 let per_item = |secs: f64| secs / opts.items as f64;
                 cpus.entry(w.label()).or_default().push((per_item(run.cpu.0), run.cpu.1.map(per_item)));
-                let extra = match run.apply {
+                let mut extra = match run.apply {
                     Some((plan, backfill, after, (after_client, after_server))) => format!(
                         "  [plan {plan:.2} s; backfill {backfill:.2} s = {:.0} items/s; verify+record+unlock {after:.2} s, cpu client {after_client:.1} s{}]",
                         opts.items as f64 / backfill,
@@ -628,11 +1117,38 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
                     ),
                     None => String::new(),
                 };
+                if w == Who::Apply {
+                    quiet_by_round.push(rate);
+                }
+                if let Some(o) = &run.online {
+                    let (p50, p99) = lag_percentiles(&o.lags);
+                    extra = format!(
+                        "  [caught up {:.2} s ({} records replayed); cut-over at {:.2} s = {:.0} items/s, write pause {:.2} s (cutover() {:.2} s, drained {}); \
+                         complete {:.2} s; load {:.0} writes/s acked ({} old form, {} new form); lag p50 {:.2} s p99 {:.2} s over {} samples, {} timed out]",
+                        o.caught_up,
+                        o.replayed,
+                        o.to_cutover,
+                        opts.items as f64 / o.to_cutover,
+                        o.pause,
+                        o.cutover_took,
+                        o.drained,
+                        o.complete,
+                        o.load_rate,
+                        o.acked_old,
+                        o.acked_new,
+                        p50,
+                        p99,
+                        o.lags.len(),
+                        o.timeouts
+                    );
+                    online_by_round.push((run.secs, o.clone()));
+                }
                 let cpu = match run.cpu {
                     (client, Some(server)) => format!("cpu client {client:.1} s + server {server:.1} s"),
                     (client, None) => format!("cpu client {client:.1} s"),
                 };
-                println!("round {}  {:<18} {:>7.2} s  {:>7.0} items/s  {cpu}  verified{extra}", round + 1, w.label(), run.secs, rate);
+                let verified = if w == Who::Online { "verified against the ledger" } else { "verified" };
+                println!("round {}  {:<18} {:>7.2} s  {:>7.0} items/s  {cpu}  {verified}{extra}", round + 1, w.label(), run.secs, rate);
             }
         }
         let mean = |w: Who| rates.get(w.label()).map(|r| r.iter().sum::<f64>() / r.len() as f64);
@@ -649,7 +1165,8 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
         for &w in &who {
             let (client, server) = cpu(w);
             let server = server.map_or(String::new(), |s| format!(" + server {:.0} us = {:.0} us", s * 1e6, (client + s) * 1e6));
-            println!("  {:<18} {:>7.0} items/s   cpu per item: client {:.0} us{server}", w.label(), mean(w).unwrap(), client * 1e6);
+            let note = if w == Who::Online { "  (includes the background load and its lag probes)" } else { "" };
+            println!("  {:<18} {:>7.0} items/s   cpu per item: client {:.0} us{server}{note}", w.label(), mean(w).unwrap(), client * 1e6);
         }
         let apply = mean(Who::Apply).unwrap();
         let b = mean(Who::Hand).unwrap();
@@ -662,9 +1179,91 @@ async fn compare(client: &Client, opts: &Opts) -> Result<()> {
             let naive = mean(Who::Naive).and_then(|_| total(Who::Naive)).map_or(String::new(), |a| format!(", (a) {:.2}x", a / apply));
             println!("  cpu per item (client + server) relative to apply: (b) {:.2}x{naive}", b / apply);
         }
+        if !online_by_round.is_empty() {
+            print_online_table(c, opts, &quiet_by_round, &online_by_round);
+        }
         println!("  ({})", loadavg());
     }
     Ok(())
+}
+
+/// The online apply against the quiet one, round by round: one metric a
+/// row, one round a column, then all rounds and the target.
+fn print_online_table(c: u32, opts: &Opts, quiet: &[f64], online: &[(f64, OnlineRun)]) {
+    let n = opts.items as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let to_complete: Vec<f64> = online.iter().map(|(secs, _)| n / secs).collect();
+    let to_cutover: Vec<f64> = online.iter().map(|(_, o)| n / o.to_cutover).collect();
+    let ratio: Vec<f64> = to_complete.iter().zip(quiet).map(|(o, q)| o / q).collect();
+    let pauses: Vec<f64> = online.iter().map(|(_, o)| o.pause).collect();
+    let all_lags: Vec<f64> = online.iter().flat_map(|(_, o)| o.lags.iter().copied()).collect();
+    let (all_p50, all_p99) = lag_percentiles(&all_lags);
+    let timeouts: u64 = online.iter().map(|(_, o)| o.timeouts).sum();
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+
+    println!("\nonline apply vs quiet apply, C = {c}, {} items, background load {} writes/s:", opts.items, opts.load_rate);
+    let mut header = format!("  {:<40}", "");
+    for r in 1..=online.len() {
+        header += &format!(" {:>10}", format!("round {r}"));
+    }
+    header += &format!(" {:>12}  {:<10} {}", "all rounds", "target", "");
+    println!("{header}");
+    let row = |name: &str, cells: Vec<String>, all: String, target: &str, verdict: &str| {
+        let mut line = format!("  {name:<40}");
+        for cell in cells {
+            line += &format!(" {cell:>10}");
+        }
+        line += &format!(" {all:>12}  {target:<10} {verdict}");
+        println!("{}", line.trim_end());
+    };
+    let f0 = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>();
+    row("quiet apply, items/s", f0(quiet), format!("{:.0}", mean(quiet)), "", "");
+    row("online apply to cut-over, items/s", f0(&to_cutover), format!("{:.0}", mean(&to_cutover)), "", "");
+    row("online apply to complete, items/s", f0(&to_complete), format!("{:.0}", mean(&to_complete)), "", "");
+    let r = mean(&to_complete) / mean(quiet);
+    row(
+        "online/quiet (to complete)",
+        ratio.iter().map(|x| format!("{x:.2}x")).collect(),
+        format!("{r:.2}x"),
+        ">= 0.7x",
+        verdict(r >= 0.7),
+    );
+    let max_pause = pauses.iter().copied().fold(0.0, f64::max);
+    row(
+        "write pause at cut-over (all: max)",
+        pauses.iter().map(|x| format!("{x:.2} s")).collect(),
+        format!("{max_pause:.2} s"),
+        "<= 1 s",
+        verdict(max_pause <= 1.0),
+    );
+    let lag = |p: usize| online.iter().map(|(_, o)| lag_percentiles(&o.lags)).map(|l| if p == 50 { l.0 } else { l.1 }).map(|x| format!("{x:.2} s")).collect();
+    row("replay lag p50, end to end", lag(50), format!("{all_p50:.2} s"), "", "");
+    row("replay lag p99, end to end", lag(99), format!("{all_p99:.2} s"), "<= 2 s", verdict(all_p99 <= 2.0));
+    row(
+        "lag samples (timed out at 10 s)",
+        online.iter().map(|(_, o)| format!("{} ({})", o.lags.len(), o.timeouts)).collect(),
+        format!("{} ({timeouts})", all_lags.len()),
+        "",
+        "",
+    );
+    row(
+        "load acked, writes/s",
+        online.iter().map(|(_, o)| format!("{:.0}", o.load_rate)).collect(),
+        format!("{:.0}", mean(&online.iter().map(|(_, o)| o.load_rate).collect::<Vec<_>>())),
+        &format!("{}", opts.load_rate),
+        // Fewer acknowledged writes than asked: the server could not take
+        // the load (every writer waiting), so the other figures are for a
+        // lighter load.
+        if mean(&online.iter().map(|(_, o)| o.load_rate).collect::<Vec<_>>()) >= 0.9 * opts.load_rate { "" } else { "NOT REACHED (server too slow)" },
+    );
+    row(
+        "load acked: old form / new form",
+        online.iter().map(|(_, o)| format!("{}/{}", o.acked_old, o.acked_new)).collect(),
+        String::new(),
+        "",
+        "",
+    );
+    println!("  (lag: from a sampled old-form write's acknowledgement until a consistent read of its new form shows it; DynamoDB Local's stream timestamps are rounded to the minute, so the library's own lag figures are not used)");
 }
 
 /// The machine's load, printed with the figures (other processes on a
@@ -722,7 +1321,7 @@ async fn memory(client: &Client, opts: &Opts) -> Result<()> {
         let out = cmd.output()?;
         let _ = std::fs::remove_file(&plan_file);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let verified = if out.status.success() { verify(client, &table, n).await.map(|_| "verified") } else { Ok("FAILED") };
+        let verified = if out.status.success() { verify(client, &table, n, &HashMap::new()).await.map(|_| "verified") } else { Ok("FAILED") };
         drop_table(client, &table).await;
         ensure!(out.status.success(), "apply child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
         let verified = verified?;
@@ -753,6 +1352,15 @@ async fn memory(client: &Client, opts: &Opts) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = parse_opts()?;
+    // DynamoDB Local takes any keys made of letters and digits; the streams
+    // client of the online apply reads them from the environment.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "local");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "local");
+    }
+    if std::env::var_os("AWS_REGION").is_none() {
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
     let client = client().await?;
     if let Some(plan_file) = &opts.apply_child {
         return apply_child(&client, plan_file, opts.segments_memory, opts.apply_page_size).await;
