@@ -107,6 +107,15 @@ pub struct OnlineMigration {
     report: ApplyReport,
     /// Nothing left to do (the plan was applied before).
     done: bool,
+    /// Steps before the phases, for numbering.
+    step_base: usize,
+}
+
+/// Steps of the phases: copy + replay, cut-over, contract.
+const PHASE_STEPS: usize = 3;
+
+fn schema_steps(plan: &Plan) -> usize {
+    plan.changes.iter().filter(|c| matches!(c, Change::CreateIndex { .. } | Change::UpdateTtl { .. } | Change::UpdatePointInTimeRecovery { .. })).count()
 }
 
 impl std::fmt::Debug for OnlineMigration {
@@ -179,6 +188,7 @@ impl Migrator {
                 replay: None,
                 report: ApplyReport { warnings: vec![warning], ..ApplyReport::default() },
                 done: true,
+                step_base: 0,
             });
         }
         let lease = Lease::acquire(&at, &opts.owner, opts.lease).await?;
@@ -198,8 +208,9 @@ impl Migrator {
                     .iter()
                     .filter(|c| matches!(c, Change::CreateIndex { .. } | Change::UpdateTtl { .. } | Change::UpdatePointInTimeRecovery { .. }))
                     .collect();
+                debug_assert_eq!(steps.len(), schema_steps(plan));
                 for (i, change) in steps.iter().enumerate() {
-                    observer.event(Event::Step { number: i + 1, total: steps.len() + 3, text: describe_step(change) });
+                    observer.event(Event::Step { number: i + 1, total: steps.len() + PHASE_STEPS + 1, text: describe_step(change) });
                     match change {
                         Change::CreateIndex { index, .. } => schema::create_index(&self.client, &plan.table, index).await?,
                         other => schema::apply_setting(&self.client, &plan.table, other, &mut report, &*observer).await?,
@@ -207,7 +218,7 @@ impl Migrator {
                 }
                 observer.event(Event::Step {
                     number: steps.len() + 1,
-                    total: steps.len() + 3,
+                    total: steps.len() + PHASE_STEPS + 1,
                     text: "turn the table's stream on (changes from now on are captured)".into(),
                 });
                 let stream_arn = stream::enable(&self.client, &streams, &plan.table).await?;
@@ -219,6 +230,9 @@ impl Migrator {
                 s
             }
         };
+        // Steps taken before the phases (schema changes, the stream), so the
+        // phases number on from them; a resumed apply starts at its phase.
+        let step_base = if resuming { 0 } else { schema_steps(plan) + 1 };
         let plan = Arc::new(plan.clone());
         let shared = Arc::new(Shared::default());
         let mut online = OnlineMigration {
@@ -235,11 +249,12 @@ impl Migrator {
             replay: None,
             report,
             done: false,
+            step_base,
         };
         if state.phase == Phase::Expand {
             observer.event(Event::Step {
-                number: 1,
-                total: 3,
+                number: step_base + 1,
+                total: step_base + PHASE_STEPS,
                 text: "copy every item to its new form while the stream replay carries changes over".into(),
             });
             // The replay starts first, so no change waits for the backfill.
@@ -263,7 +278,7 @@ impl Migrator {
                 let mut report = ApplyReport::default();
                 lease_watch.check().await?;
                 backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online).await?;
-                observer.event(Event::Step { number: 2, total: 3, text: "backfill done; the replay catches up with the stream".into() });
+                observer.event(Event::Warning("backfill done; the replay catches up with the stream".into()));
                 Ok(report)
             }));
         }
@@ -451,6 +466,11 @@ impl OnlineMigration {
         if self.phase == Phase::CutOver {
             return Ok(CutoverReport::default());
         }
+        self.observer.event(Event::Step {
+            number: self.step_base + PHASE_STEPS - 1,
+            total: self.step_base + PHASE_STEPS,
+            text: "cut-over: drain the replay, compare every new form with its old form, record the design".into(),
+        });
         self.wait_caught_up().await?;
         let before = self.shared.counters.records.load(Ordering::Relaxed);
         self.shared.drain.store(true, Ordering::SeqCst);
@@ -492,7 +512,11 @@ impl OnlineMigration {
             backfill::export(&self.client, &plan, &removed, &path, opts.segments, opts.in_flight()).await?;
             self.report.exports.push(path);
         }
-        self.observer.event(Event::Step { number: 3, total: 3, text: "delete old forms, then verify".into() });
+        self.observer.event(Event::Step {
+            number: self.step_base + PHASE_STEPS,
+            total: self.step_base + PHASE_STEPS,
+            text: "contract: delete old forms, then verify".into(),
+        });
         let rules = Rules::new(&plan, &opts.defaults);
         // Conditional deletes, one request each: many in flight.
         let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(opts.segments.max(1) * 8));
