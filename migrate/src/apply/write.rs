@@ -166,7 +166,7 @@ pub(crate) async fn copy_moves(
     budget: &Budget,
 ) -> Result<u64, MigrateError> {
     let chunks = moves.chunks(25).map(|chunk| async move {
-        match copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, true).await? {
+        match copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, false).await? {
             Copied::All(n) => Ok(n),
             // Under heavy writes a transaction of 25 keeps meeting copies
             // the replay already made, and a cancellation need not name

@@ -270,9 +270,7 @@ impl Migrator {
                 shared.clone(),
                 lease.watch(),
             )));
-            // Copies are transactions of up to 25 items whose latency, not
-            // the server, bounds a segment: more of them in flight.
-            let copy_opts = ApplyOptions { concurrency: Some(opts.concurrency.unwrap_or(opts.segments.max(1) * 4)), ..opts.clone() };
+            let copy_opts = opts.clone();
             let (client, plan, observer, lease_watch) = (self.client.clone(), plan.clone(), observer.clone(), lease.watch());
             online.backfill = Some(tokio::spawn(async move {
                 let mut report = ApplyReport::default();
@@ -306,8 +304,9 @@ async fn replay_loop(
     lease: crate::apply::state::LeaseWatch,
 ) -> Result<(), MigrateError> {
     let rules = Rules::new(&plan, &opts.defaults);
-    // The replay must outrun the application: many small writes in flight.
-    let budget = Budget::new(opts.max_wcu, opts.in_flight().max(32));
+    // Enough writes in flight to outrun the application, few enough to
+    // leave the backfill its share of the server.
+    let budget = Budget::new(opts.max_wcu, opts.in_flight().max(8));
     // Rounds with nothing to read since the drain began.
     let mut empty_since_drain = 0u32;
     let mut drain_started: Option<Instant> = None;
