@@ -165,36 +165,9 @@ pub(crate) async fn copy_moves(
     moves: Vec<(RawItem, RawItem)>,
     budget: &Budget,
 ) -> Result<u64, MigrateError> {
-    let chunks = moves.chunks(25).map(|chunk| async move {
-        match copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, false).await? {
-            Copied::All(n) => Ok(n),
-            // Under heavy writes a transaction of 25 keeps meeting copies
-            // the replay already made, and a cancellation need not name
-            // every failed condition: the rest go one by one, so each
-            // costs one small transaction rather than a retry of 25.
-            Copied::Cancelled { written, rest } => {
-                let singles = rest.into_iter().map(|m| async move {
-                    match copy_chunk(client, table, pk_attr, vec![m], budget, false).await? {
-                        Copied::All(n) => Ok::<u64, MigrateError>(n),
-                        Copied::Cancelled { written, .. } => Ok(written),
-                    }
-                });
-                let done = futures::future::try_join_all(singles).await?;
-                Ok::<u64, MigrateError>(written + done.into_iter().sum::<u64>())
-            }
-        }
-    });
+    let chunks = moves.chunks(25).map(|chunk| copy_chunk(client, table, pk_attr, chunk.to_vec(), budget));
     let written = futures::future::try_join_all(chunks).await?;
     Ok(written.into_iter().sum())
-}
-
-/// How a chunk of copies went.
-enum Copied {
-    /// Every copy written or settled; how many were written.
-    All(u64),
-    /// Cancelled with copies left (`split`): those written so far, and
-    /// the rest.
-    Cancelled { written: u64, rest: Vec<(RawItem, RawItem)> },
 }
 
 async fn copy_chunk(
@@ -203,8 +176,7 @@ async fn copy_chunk(
     pk_attr: &str,
     mut pending: Vec<(RawItem, RawItem)>,
     budget: &Budget,
-    split: bool,
-) -> Result<Copied, MigrateError> {
+) -> Result<u64, MigrateError> {
     let mut written = 0;
     let mut attempt = 0;
     while !pending.is_empty() {
@@ -236,7 +208,7 @@ async fn copy_chunk(
         match result {
             Ok(_) => {
                 written += pending.len() as u64;
-                return Ok(Copied::All(written));
+                return Ok(written);
             }
             Err(e) => {
                 let reasons: Option<Vec<Option<String>>> = e.as_service_error().and_then(|s| match s {
@@ -259,9 +231,6 @@ async fn copy_chunk(
                             i += 1;
                             keep
                         });
-                        if split && pending.len() > 1 && pending.len() < before {
-                            return Ok(Copied::Cancelled { written, rest: pending });
-                        }
                         if pending.len() == before {
                             attempt += 1;
                             if attempt >= MAX_ATTEMPTS * 3 {
@@ -285,7 +254,7 @@ async fn copy_chunk(
             }
         }
     }
-    Ok(Copied::All(written))
+    Ok(written)
 }
 
 /// Outcome of a conditional in-place update.
