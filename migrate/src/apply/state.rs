@@ -39,6 +39,33 @@ impl Reserved {
     fn key(&self, sk: &str) -> RawItem {
         reserved_key(&self.pk_attr, &self.sk_attr, sk)
     }
+
+    /// Every reserved item whose sort key starts with `prefix`.
+    pub async fn query_prefix(&self, prefix: &str) -> Result<Vec<RawItem>, MigrateError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", &self.pk_attr)
+                .expression_attribute_names("#sk", &self.sk_attr)
+                .expression_attribute_values(":pk", s(RESERVED_PK))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| MigrateError::dynamo("Query (checkpoints)", &self.table, e))?;
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            out.extend(page.items.unwrap_or_default());
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 /// A held migration lock; released on [`Lease::release`]. The heartbeat
@@ -283,39 +310,11 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Every reserved item whose sort key starts with `prefix`.
-    async fn query(&self, prefix: &str) -> Result<Vec<RawItem>, MigrateError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .at
-                .client
-                .query()
-                .table_name(&self.at.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", &self.at.pk_attr)
-                .expression_attribute_names("#sk", &self.at.sk_attr)
-                .expression_attribute_values(":pk", s(RESERVED_PK))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| MigrateError::dynamo("Query (checkpoints)", &self.at.table, e))?;
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            out.extend(page.items.unwrap_or_default());
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-
     /// Loads saved states; returns the segment count they were made with
     /// (a resume must keep it) or `None` when there are none.
     pub async fn load(&self) -> Result<Option<(u32, Vec<SegmentState>)>, MigrateError> {
         let mut found: Vec<(u32, u32, SegmentState)> = Vec::new();
-        for item in self.query(&format!("{CHECKPOINT_PREFIX}{}#", self.migration)).await? {
+        for item in self.at.query_prefix(&format!("{CHECKPOINT_PREFIX}{}#", self.migration)).await? {
             let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
             let (Some(segment), Some(total)) = (num("segment"), num("total_segments")) else { continue };
             let done = matches!(item.get("done"), Some(AttributeValue::Bool(true)));
@@ -354,7 +353,7 @@ impl Checkpoints {
     /// migration (back from a reverted design) would skip items on their
     /// word.
     pub async fn clear_all(&self) -> Result<(), MigrateError> {
-        for item in self.query(CHECKPOINT_PREFIX).await? {
+        for item in self.at.query_prefix(CHECKPOINT_PREFIX).await? {
             let Some(AttributeValue::S(sk)) = item.get(&self.at.sk_attr) else { continue };
             let key = self.at.key(sk);
             retrying(|| self.at.client.delete_item().table_name(&self.at.table).set_key(Some(key.clone())).send())

@@ -142,35 +142,15 @@ fn shard_sk(migration: &str, shard: &str) -> String {
 pub(crate) async fn load_shards(at: &Reserved, migration: &str) -> Result<HashMap<String, ShardPosition>, MigrateError> {
     let prefix = format!("{CHECKPOINT_PREFIX}{migration}#shard#");
     let mut out = HashMap::new();
-    let mut start = None;
-    loop {
-        let page = at
-            .client
-            .query()
-            .table_name(&at.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", &at.pk_attr)
-            .expression_attribute_names("#sk", &at.sk_attr)
-            .expression_attribute_values(":pk", s(crate::reserved::RESERVED_PK))
-            .expression_attribute_values(":prefix", s(&prefix))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| MigrateError::dynamo("Query (shard checkpoints)", &at.table, e))?;
-        for item in page.items() {
-            let (Some(shard), Some(pos)) = (text(item, "shard"), text(item, "position")) else { continue };
-            let pos = match pos.strip_prefix("after:") {
-                Some(seq) => ShardPosition::After(seq.to_string()),
-                None => ShardPosition::Done,
-            };
-            out.insert(shard.to_string(), pos);
-        }
-        start = page.last_evaluated_key.filter(|k| !k.is_empty());
-        if start.is_none() {
-            return Ok(out);
-        }
+    for item in at.query_prefix(&prefix).await? {
+        let (Some(shard), Some(pos)) = (text(&item, "shard"), text(&item, "position")) else { continue };
+        let pos = match pos.strip_prefix("after:") {
+            Some(seq) => ShardPosition::After(seq.to_string()),
+            None => ShardPosition::Done,
+        };
+        out.insert(shard.to_string(), pos);
     }
+    Ok(out)
 }
 
 pub(crate) async fn save_shard(at: &Reserved, migration: &str, shard: &str, position: &ShardPosition) -> Result<(), MigrateError> {
