@@ -469,12 +469,15 @@ async fn an_apply_whose_lock_was_taken_stops() {
     let client = singletable_tests::client().await;
     let (table, _) = seeded(&client, 300).await;
     let p = plan(&client, &table, &new_design(&table)).await;
-    // Slow (a small write budget) and a short lease, so the heartbeat
-    // meets the intruder soon.
+    // Slow (a small write budget: 600 units at 60/s) and a short lease,
+    // so the heartbeat (every second) meets the intruder long before the
+    // end. Not shorter: on a busy 2-core CI machine one renewal has been
+    // seen to go unanswered for 2 s, which ends a 1 s lease for the wrong
+    // reason.
     let opts = ApplyOptions {
-        max_wcu: Some(100.0),
+        max_wcu: Some(60.0),
         page_size: Some(25),
-        lease: std::time::Duration::from_secs(1),
+        lease: std::time::Duration::from_secs(3),
         owner: "first".into(),
         ..ApplyOptions::default()
     };
