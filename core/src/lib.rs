@@ -519,6 +519,11 @@
 //! `aws_lambda_events::event::dynamodb::Event` a Rust Lambda receives
 //! (re-exported as `singletable::aws_lambda_events`) and returns one result
 //! per record, so a handler can report the records it could not decode.
+//! Each change keeps its record's `sequence_number`: the identifier a
+//! handler returns in `aws_lambda_events::streams::DynamoDbEventResponse`'s
+//! batch item failures, and a key for side effects that must not repeat
+//! when Lambda delivers the record again. `examples/lambda` is a complete
+//! stream handler and API handler, with tests against DynamoDB Local.
 //!
 //! ```
 //! # use singletable::{Change, ChangeKind, Collection, Item};

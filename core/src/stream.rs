@@ -83,6 +83,12 @@ impl fmt::Display for ChangeKind {
 pub struct Change<C> {
     /// The record's `eventID`.
     pub event_id: String,
+    /// The record's `SequenceNumber`: what a Lambda handler reports as a
+    /// batch item failure, and a key that stays the same when Lambda
+    /// delivers the record again (for idempotent side effects).
+    /// [`Change::from_lambda`] sets it from the record; [`Change::from_parts`]
+    /// leaves it `None` for the caller to set.
+    pub sequence_number: Option<String>,
     /// What happened.
     pub kind: ChangeKind,
     /// The item's table key, from the record's `Keys` (when they are the
@@ -129,7 +135,7 @@ impl<C: Collection> Change<C> {
             (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some(PrimaryKey { pk: pk.clone(), sk: sk.clone() }),
             _ => None,
         });
-        Ok(Change { event_id, kind, key, old, new })
+        Ok(Change { event_id, sequence_number: None, kind, key, old, new })
     }
 
     /// The entity the record concerns (from the new image, else the old).
@@ -154,11 +160,34 @@ mod lambda {
     }
 
     impl<C: Collection> Change<C> {
-        /// Decodes one record of a Lambda DynamoDB stream event.
+        /// Decodes one record of a Lambda DynamoDB stream event, keeping
+        /// its sequence number. A record that does not decode yields an
+        /// error without it: read `record.change.sequence_number` first to
+        /// report that record as a batch item failure.
+        ///
+        /// ```
+        /// # use singletable::{Change, ChangeKind, Collection, Item};
+        /// # #[derive(Item, Debug, PartialEq)] #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")] struct User { org: String, id: String }
+        /// # #[derive(Collection, Debug, PartialEq)] enum Org { User(User) }
+        /// use singletable::aws_lambda_events::event::dynamodb::EventRecord;
+        ///
+        /// let record: EventRecord = serde_json::from_value(serde_json::json!({
+        ///     "eventID": "e1", "eventName": "REMOVE", "awsRegion": "eu-west-3",
+        ///     "dynamodb": {"Keys": {"pk": {"S": "ORG#acme"}, "sk": {"S": "USER#ann"}}, "SizeBytes": 30,
+        ///                  "SequenceNumber": "4421584500000000017450439091", "StreamViewType": "KEYS_ONLY"}
+        /// }))?;
+        /// let change = Change::<Org>::from_lambda(record)?;
+        /// assert_eq!(change.kind, ChangeKind::Remove);
+        /// assert_eq!(change.sequence_number.as_deref(), Some("4421584500000000017450439091"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn from_lambda(record: EventRecord) -> Result<Self, Error> {
             let change = record.change;
             let keys = map(change.keys);
-            Change::from_parts(record.event_id, &record.event_name, &keys, Some(map(change.old_image)), Some(map(change.new_image)))
+            let mut decoded =
+                Change::from_parts(record.event_id, &record.event_name, &keys, Some(map(change.old_image)), Some(map(change.new_image)))?;
+            decoded.sequence_number = change.sequence_number;
+            Ok(decoded)
         }
 
         /// Decodes every record of a Lambda DynamoDB stream event, in

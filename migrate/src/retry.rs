@@ -47,6 +47,8 @@ where
         match send().await {
             Err(e) if attempt < MAX_ATTEMPTS && e.as_service_error().is_some_and(is_transient) => {
                 attempt += 1;
+                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("?");
+                tracing::warn!(code, attempt, max_attempts = MAX_ATTEMPTS, "transient failure; retrying after backoff");
                 backoff(attempt).await;
             }
             other => return other,

@@ -145,8 +145,10 @@ pub(crate) async fn run(
                         None => Ok(None),
                     }
                 };
+                let (n, started) = (items.len(), std::time::Instant::now());
                 let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters, mode), prefetch);
                 written?;
+                tracing::debug!(table = %plan.table, segment, items = n, last = next.is_none(), ms = started.elapsed().as_millis() as u64, "backfill page written");
                 observer.event(Event::Progress {
                     scanned: counters.scanned.load(Ordering::Relaxed),
                     written: counters.written.load(Ordering::Relaxed),

@@ -175,11 +175,13 @@ impl Lease {
                                 break;
                             }
                             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                                tracing::error!(table = %at.table, owner = %owner, "the migration lock was taken by another apply");
                                 let _ = state.lost.set("another apply holds it now".to_string());
                                 return;
                             }
                             Err(e) => {
                                 let error = MigrateError::dynamo("UpdateItem (lock)", &at.table, e).to_string();
+                                tracing::warn!(table = %at.table, attempt = attempt + 1, %error, "renewing the migration lock failed; trying again");
                                 *state.last_error.lock().expect("lease state") = Some(error);
                                 attempt += 1;
                                 tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(lease_ms / 6).max(10))).await;
@@ -265,6 +267,7 @@ impl LeaseWatch {
                 self.table
             ))
         };
+        let mut waited = false;
         loop {
             if let Some(why) = self.state.lost.get() {
                 return Err(lost(why));
@@ -272,6 +275,10 @@ impl LeaseWatch {
             let (now, until) = (now_ms(), self.state.valid_until.load(Ordering::SeqCst));
             if now + self.lease_ms / 6 < until {
                 return Ok(());
+            }
+            if !waited {
+                waited = true;
+                tracing::warn!(table = %self.table, held_for_ms = until.saturating_sub(now), "the migration lock is about to run out; work waits for its renewal");
             }
             if now > until + self.lease_ms {
                 let last = self.state.last_error.lock().expect("lease state").clone();

@@ -123,9 +123,12 @@ async fn write_chunk(client: &Client, table: &str, chunk: &[WriteRequest], units
                 if left.is_empty() {
                     return Ok(());
                 }
+                tracing::debug!(table, unprocessed = left.len(), attempt, "BatchWriteItem left requests unprocessed; resubmitting");
                 pending = Some(left);
             }
-            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {}
+            Err(e) if e.as_service_error().is_some_and(is_transient) && attempt < MAX_ATTEMPTS => {
+                tracing::warn!(table, error = %error_text(&e), attempt, "BatchWriteItem failed transiently; retrying");
+            }
             Err(e) => return Err(MigrateError::dynamo("BatchWriteItem", table, e)),
         }
         attempt += 1;
@@ -225,6 +228,7 @@ async fn copy_chunk(
                             [&reasons[2 * i], &reasons[2 * i + 1]].iter().any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
                         };
                         let before = pending.len();
+                        tracing::debug!(table, copies = before, ?reasons, attempt, "copy transaction cancelled");
                         let mut i = 0;
                         pending.retain(|_| {
                             let keep = !settled(i);
@@ -244,6 +248,7 @@ async fn copy_chunk(
                     }
                     _ if e.as_service_error().is_some_and(is_transient) || e.as_service_error().is_none() => {
                         attempt += 1;
+                        tracing::warn!(table, error = %error_text(&e), attempt, "copy transaction failed transiently; retrying");
                         if attempt >= MAX_ATTEMPTS * 3 {
                             return Err(MigrateError::dynamo("TransactWriteItems (copy)", table, e));
                         }
@@ -255,6 +260,17 @@ async fn copy_chunk(
         }
     }
     Ok(written)
+}
+
+/// The error's code and message, or what kind of failure it was when the
+/// server did not answer (timeout, dispatch failure).
+fn error_text<E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> String {
+    match e.as_service_error() {
+        Some(s) => format!("{}: {}", s.code().unwrap_or("?"), s.message().unwrap_or("")),
+        None => format!("{e:?}").chars().take(200).collect(),
+    }
 }
 
 /// Outcome of a conditional in-place update.

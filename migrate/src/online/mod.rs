@@ -325,9 +325,12 @@ async fn replay_loop(
         let next = if n > 0 {
             let now = now_secs();
             let lags: Vec<f64> = records.iter().filter_map(|r| r.created_at).map(|t| (now - t).max(0.0)).collect();
+            let started = Instant::now();
             let (applied, next) =
                 futures::join!(replay::apply_round(&client, &plan.table, &rules, records, &budget, &shared.counters), tail.poll());
             applied?;
+            let lag_max = lags.iter().copied().fold(0.0, f64::max);
+            tracing::debug!(table = %plan.table, records = n, shards = batches.len(), ms = started.elapsed().as_millis() as u64, lag_max_s = lag_max, "replay round applied");
             shared.lags.lock().expect("lags").extend(lags);
             // Saved only after the round's writes: a crash before replays
             // the round, which is harmless.
@@ -342,7 +345,7 @@ async fn replay_loop(
         // round (a full page means more may follow). Under constant writes
         // this is as close as it gets; the drain at cut-over, when writers
         // have stopped, waits for rounds with nothing at all.
-        let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT);
+        let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT) && !tail.discovery_pending();
         shared.caught_up.store(at_head, Ordering::SeqCst);
         let caught_up = n == 0 && at_head;
         if shared.drain.load(Ordering::SeqCst) {

@@ -43,6 +43,16 @@ const MAX_IN_FLIGHT: usize = 8;
 /// DynamoDB Local) before it is an error; the sleeps between add up to
 /// about 3 s.
 const TRIMMED_TRIES: u32 = 6;
+/// DescribeStream runs when a shard may have ended (a read came back
+/// without a next iterator), at most this often...
+const DESCRIBE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// ... and at least this often, to find shards no read could announce.
+/// Not every round: it lists every shard, and on DynamoDB Local it is a
+/// query over every stream record the server holds (of deleted tables
+/// too), run on the thread that serves every request; called each round
+/// it stalled the whole server for minutes once a few test tables had
+/// streamed (seen in thread dumps of DynamoDB Local).
+const DESCRIBE_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 
 /// Turns the stream of `table` on with new and old images if it is off,
 /// and returns its ARN once DynamoDB Streams says it is ENABLED. A stream
@@ -211,6 +221,11 @@ pub(crate) struct StreamTail {
     stream_arn: String,
     shards: BTreeMap<String, Shard>,
     caught_up: bool,
+    /// When DescribeStream last ran (never: `None`).
+    described_at: Option<Instant>,
+    /// A read since then came back without a next iterator: the shard may
+    /// have closed, and its children need listing.
+    shard_may_have_ended: bool,
 }
 
 impl StreamTail {
@@ -232,7 +247,7 @@ impl StreamTail {
                 (id, shard)
             })
             .collect();
-        StreamTail { client, table, stream_arn, shards, caught_up: false }
+        StreamTail { client, table, stream_arn, shards, caught_up: false, described_at: None, shard_may_have_ended: false }
     }
 
     /// Whether the last round returned no record from any open shard (and
@@ -240,6 +255,13 @@ impl StreamTail {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn caught_up(&self) -> bool {
         self.caught_up
+    }
+
+    /// A read came back without a next iterator and DescribeStream has
+    /// not run since: a shard may have closed, and its children may not be
+    /// known yet, so the tail cannot say it read everything.
+    pub(crate) fn discovery_pending(&self) -> bool {
+        self.shard_may_have_ended
     }
 
     /// Where each shard resumes, for a checkpoint; shards not read from
@@ -266,7 +288,18 @@ impl StreamTail {
     /// On an error, no record of the round is lost: the next round reads
     /// again after the last sequence returned.
     pub(crate) async fn poll(&mut self) -> Result<Vec<ShardBatch>, MigrateError> {
-        self.describe().await?;
+        let describe = match self.described_at {
+            None => true,
+            Some(at) => {
+                let since = at.elapsed();
+                since >= DESCRIBE_AT_LEAST_EVERY || (self.shard_may_have_ended && since >= DESCRIBE_AT_MOST_EVERY)
+            }
+        };
+        if describe {
+            self.describe().await?;
+            self.described_at = Some(Instant::now());
+            self.shard_may_have_ended = false;
+        }
 
         // Readable: open, listed, and its parent (if known) is done.
         let readable: Vec<String> = self
@@ -326,6 +359,9 @@ impl StreamTail {
                 any = true;
             }
             s.iterator = read.next;
+            if s.iterator.is_none() && !s.closed {
+                self.shard_may_have_ended = true;
+            }
             let finished = s.iterator.is_none() && s.closed;
             if finished {
                 s.done = true;
@@ -380,6 +416,9 @@ impl StreamTail {
             let Some(desc) = out.stream_description else { break };
             for shard in desc.shards() {
                 let Some(id) = shard.shard_id() else { continue };
+                if !self.shards.contains_key(id) {
+                    tracing::debug!(table = %self.table, shard = id, parent = shard.parent_shard_id(), "new stream shard");
+                }
                 let s = self.shards.entry(id.to_string()).or_default();
                 s.listed = true;
                 s.parent = shard.parent_shard_id().map(str::to_string);
@@ -444,6 +483,7 @@ async fn read_shard_inner(
                     },
                     Err(e) if matches!(e.as_service_error(), Some(GetShardIteratorError::TrimmedDataAccessException(_))) => {
                         trimmed += 1;
+                        tracing::debug!(table, shard, trimmed, "GetShardIterator: trimmed data; trying again");
                         if trimmed >= TRIMMED_TRIES {
                             return Err(trimmed_error(table, shard, last, MigrateError::dynamo("GetShardIterator", table, e)));
                         }
@@ -468,6 +508,7 @@ async fn read_shard_inner(
             Err(e) => match e.as_service_error() {
                 Some(GetRecordsError::ExpiredIteratorException(_)) if expired < 2 => {
                     expired += 1;
+                    tracing::debug!(table, shard, "shard iterator expired; taking a new one after the last record read");
                     // Taken again after `last` at the top of the loop.
                 }
                 Some(GetRecordsError::TrimmedDataAccessException(_)) => {
