@@ -160,19 +160,31 @@ async fn run(args: Vec<String>) -> Run {
 }
 
 async fn run_with_input(args: Vec<String>, input: &str) -> Run {
-    use std::io::Write;
-    let endpoint = endpoint().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_singletable"))
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_singletable"));
+    command.args(&args);
+    local_aws(&mut command).await;
+    output(command, input, &args).await
+}
+
+/// The AWS environment of the tests: DynamoDB Local, its dummy
+/// credentials, and nothing of the machine's own configuration.
+async fn local_aws(command: &mut Command) {
+    command
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint().await)
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_SESSION_TOKEN");
+}
+
+/// Runs `command` with `input` on a pipe as standard input.
+async fn output(mut command: Command, input: &str, args: &[String]) -> Run {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the singletable binary runs");
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
@@ -183,6 +195,20 @@ async fn run_with_input(args: Vec<String>, input: &str) -> Run {
         stderr: String::from_utf8(out.stderr).unwrap(),
     };
     eprintln!("$ singletable {}\n{}{}(exit {})", args.join(" "), r.stdout, r.stderr, r.code);
+    r
+}
+
+/// Runs the binary on a terminal (util-linux `script` gives it one), as a
+/// person would, typing `input`. Standard output and error both land in
+/// `stdout`.
+async fn run_on_terminal(args: Vec<String>, input: &str) -> Run {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_singletable")).chain(args.iter().map(String::as_str)).map(quote).collect();
+    let mut command = Command::new("script");
+    command.args(["--quiet", "--return", "--command", &line.join(" "), "/dev/null"]);
+    local_aws(&mut command).await;
+    let mut r = output(command, input, &args).await;
+    r.stdout = r.stdout.replace("\r\n", "\n");
     r
 }
 
@@ -463,12 +489,12 @@ async fn apply_without_a_plan_asks_first() {
     let path = tmp(&format!("{}-new.json", t.name()));
     std::fs::write(&path, new.to_json()).unwrap();
     let args = strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name(), "--offline"]);
-    let r = run_with_input(args.clone(), "no\n").await;
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = run_on_terminal(args.clone(), "no\n").await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
     assert_has(&r.stdout, "Do you want to perform these actions?");
     assert_has(&r.stdout, "Apply cancelled.");
-    let r = run_with_input(args, "yes\n").await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_on_terminal(args, "yes\n").await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
     assert_has(&r.stdout, "Apply complete! Items: 0 moved, 1 updated in place");
     let item = t.client().get_item().table_name(t.name())
         .key("pk", singletable::AttributeValue::S("ORG#acme".into()))
@@ -505,6 +531,15 @@ async fn a_destroyed_entity_is_exported_and_restored() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_has(&r.stdout, "Restored 1 items");
     assert_eq!(scan_count(&t, "Project").await, 1);
+
+    // Again (puts of the same items), reported as JSON lines.
+    let r = run(strs(&["migrate", "restore", &export.display().to_string(), "--table", t.name(), "--json"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = json_lines(&r.stdout);
+    let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["step", "summary"]);
+    assert_eq!(lines[1]["summary"]["restored"], 1);
+    assert_eq!(scan_count(&t, "Project").await, 1);
 }
 
 #[tokio::test]
@@ -526,4 +561,157 @@ async fn a_key_schema_change_is_applied_as_a_copy_with_cut_over_steps() {
     assert_eq!(copy["email"].as_s().unwrap(), "b@x");
     assert!(!copy.contains_key("pk"), "old key attributes are not carried over");
     assert_eq!(scan_count(&t, "User").await, 2, "the source table is left as it was");
+}
+
+/// Standard output's lines, each parsed as the JSON object it must be,
+/// with the fields every report line carries.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            for field in ["@level", "@message", "@timestamp", "type"] {
+                assert!(v[field].is_string(), "no {field} in {line}");
+            }
+            v
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_json_reports_plan_steps_progress_and_summary_as_lines() {
+    let old = design(&[<indexed::User as singletable::Item>::DESIGN, <base::Project as singletable::Item>::DESIGN]);
+    let new = design(&[<reindexed::User as singletable::Item>::DESIGN, <base::Project as singletable::Item>::DESIGN]);
+    let t = table(&old, &[user("ann", "a@x"), user("bob", "b@x")], true).await;
+    let path = tmp(&format!("{}-new.json", t.name()));
+    std::fs::write(&path, new.to_json()).unwrap();
+    let args = strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name(), "--offline", "--json"]);
+
+    // Standard output carries the lines: nowhere to ask.
+    let r = run(args.clone()).await;
+    assert_eq!(r.code, 1);
+    let lines = json_lines(&r.stdout);
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert_eq!((lines[0]["type"].as_str(), lines[0]["@level"].as_str()), (Some("error"), Some("error")));
+    assert_has(lines[0]["@message"].as_str().unwrap(), "--auto-approve");
+
+    let r = run([args, strs(&["--auto-approve"])].concat()).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = json_lines(&r.stdout);
+    let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"plan"), "{types:?}");
+    assert_eq!(types.last(), Some(&"summary"), "{types:?}");
+    assert!(types.iter().all(|t| ["plan", "step", "progress", "warning", "message", "summary"].contains(t)), "{types:?}");
+
+    let plan = &lines[0];
+    assert_eq!(plan["@message"], "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.");
+    assert_eq!(plan["plan"]["table"], t.name());
+    let steps: Vec<&serde_json::Value> = lines.iter().filter(|v| v["type"] == "step").map(|v| &v["step"]).collect();
+    assert!(steps.iter().any(|s| s["text"] == "rewrite items (parallel scan)"), "{steps:?}");
+    assert!(steps.iter().all(|s| s["number"].as_u64().unwrap() <= s["total"].as_u64().unwrap()), "{steps:?}");
+    let progress = lines.iter().rev().find(|v| v["type"] == "progress").expect("a progress line");
+    assert_eq!((progress["progress"]["scanned"].as_u64(), progress["progress"]["written"].as_u64()), (Some(3), Some(2)));
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!((summary["updated"].as_u64(), summary["moved"].as_u64(), summary["scanned"].as_u64()), (Some(2), Some(0), Some(3)));
+    assert_eq!(summary["verification"]["counts"], serde_json::json!({"Project": 1, "User": 2}));
+    assert_eq!(summary["verification"]["problems"], serde_json::json!([]));
+    assert!(!r.stderr.contains("items scanned"), "progress goes to the JSON lines only:\n{}", r.stderr);
+}
+
+#[tokio::test]
+async fn without_a_terminal_apply_asks_for_auto_approve() {
+    let old = design(&[<indexed::User as singletable::Item>::DESIGN]);
+    let new = design(&[<reindexed::User as singletable::Item>::DESIGN]);
+    let t = table(&old, &[user("ann", "a@x")], true).await;
+    let path = tmp(&format!("{}-new.json", t.name()));
+    std::fs::write(&path, new.to_json()).unwrap();
+    // A "yes" on a pipe is no answer: it may come from anything.
+    let r = run_with_input(strs(&["migrate", "apply", "--design", &path.display().to_string(), "--table", t.name(), "--offline"]), "yes\n").await;
+    assert_eq!(r.code, 1);
+    assert_has(&r.stdout, "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.");
+    assert_has(&r.stderr, "Error: cannot ask whether to apply: standard input is not a terminal; pass --auto-approve");
+    let item = t.client().get_item().table_name(t.name())
+        .key("pk", singletable::AttributeValue::S("ORG#acme".into()))
+        .key("sk", singletable::AttributeValue::S("USER#ann".into()))
+        .send().await.unwrap().item.unwrap();
+    assert_eq!(item["gsi1pk"].as_s().unwrap(), "EMAIL#a@x", "nothing applied");
+}
+
+/// The binary with no AWS configuration at all but `env`: no region, no
+/// credentials, no profile files, no instance metadata.
+fn bare(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let home = tmp("cli-empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_singletable"))
+        .args(args)
+        .env_clear()
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8(out.stdout).unwrap(), stderr: String::from_utf8(out.stderr).unwrap() };
+    eprintln!("$ singletable {}\n{}{}(exit {})", args.join(" "), r.stdout, r.stderr, r.code);
+    r
+}
+
+#[test]
+fn missing_region_and_credentials_say_what_to_set() {
+    let nowhere = ["migrate", "status", "--table", "t", "--endpoint-url", "http://127.0.0.1:9"];
+    let r = bare(&nowhere, &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "Error: no AWS region is configured: pass --region REGION (e.g. --region us-east-1) or set AWS_REGION, or set `region` \
+         in ~/.aws/config (or name a profile that has one: --profile NAME)\n"
+    );
+
+    let r = bare(&[&nowhere[..], &["--region", "us-east-1"]].concat(), &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("Error: DescribeTable on table `t` failed: no AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with credentials (--profile NAME or AWS_PROFILE)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("DispatchFailure"), "the SDK's text waits for -v:\n{}", r.stderr);
+
+    let r = bare(&[&nowhere[..], &["--region", "us-east-1", "-v"]].concat(), &[]);
+    assert_has(&r.stderr, "DispatchFailure");
+    assert_has(&r.stderr, "no AWS credentials were found");
+
+    let keys = [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")];
+    let r = bare(&nowhere, &keys);
+    assert_eq!(r.code, 1);
+    assert_has(&r.stderr, "Error: DescribeTable on table `t` failed: cannot reach DynamoDB at http://127.0.0.1:9. Check the network, or the endpoint: --endpoint-url URL");
+}
+
+#[tokio::test]
+async fn the_endpoint_flag_wins_over_the_environment() {
+    let d = users_and_projects();
+    let t = table(&d, &[user("ann", "a@x")], true).await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_singletable"));
+    local_aws(&mut command).await;
+    let args = strs(&["migrate", "status", "--table", t.name(), "--endpoint-url", &endpoint().await]);
+    command.args(&args).env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9");
+    let r = output(command, "", &args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("Table `{}`: no online apply in progress.\n", t.name()));
+}
+
+#[test]
+fn completions_print_for_bash() {
+    let r = bare(&["completions", "bash"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("_singletable() {"), "{}", &r.stdout[..r.stdout.len().min(200)]);
+    for needle in ["complete -F _singletable", "--endpoint-url", "--auto-approve", "migrate", "restore"] {
+        assert_has(&r.stdout, needle);
+    }
+    assert_eq!(bare(&["completions", "nosuchshell"], &[]).code, 1);
+}
+
+#[test]
+fn design_show_json_prints_the_design() {
+    let d = users_and_projects();
+    let path = tmp("cli-show-json.json");
+    std::fs::write(&path, d.to_json()).unwrap();
+    let r = bare(&["design", "show", "--json", "--design", path.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(TableDesign::from_json(&r.stdout).unwrap(), d);
 }
