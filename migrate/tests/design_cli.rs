@@ -228,3 +228,56 @@ fn design_commands_fail_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a NoSQL Workbench data model"), "{}", stderr(&out));
 }
+
+/// A published NoSQL Workbench model (see tests/fixtures/workbench/README.md).
+fn published_model(file: &str) -> String {
+    format!("{}/tests/fixtures/workbench/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn import_reads_a_published_model_end_to_end() {
+    // AWS's gaming-profile model: aliases written without braces
+    // (`ITEMS#ItemID`), a typo in one alias and one sample key, malformed
+    // sample values, entity types that differ from the facet names.
+    let dir = workdir("import-published");
+    let design_path = dir.join("game.json");
+    let model = published_model("GamePlayerProfilesSchema.json");
+    let out = ok(&["design", "import", "--workbench", &model, "--out", design_path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("Warning: facet `Items`: `ItemAttributes` is not typed DynamoDB JSON in sample item(s) 1, 2, 3"), "{err}");
+    assert!(err.contains("Warning: facet `Items` (entity `Item`): `SK` alias `ITEMS#ItemID` read as the template `ITEMS#{ItemID}`"), "{err}");
+    let design = TableDesign::from_json(&std::fs::read_to_string(&design_path).unwrap()).unwrap();
+    assert_eq!(design.table, "game-player-profiles");
+    let keys: Vec<(&str, &str, &str)> =
+        design.entities.iter().map(|e| (e.entity.as_ref(), e.pk.template.source.as_ref(), e.sk.template.source.as_ref())).collect();
+    assert_eq!(
+        keys,
+        [
+            ("Metadata", "{playerID}", "#METADATA#{playerID}"),
+            ("Friends", "{playerID}", "FRIENDS#{playerID}"),
+            ("Item", "{playerID}", "ITEMS#{ItemID}"),
+            ("Equipment", "{playerID}", "EQUIPMENTS#{EquipID}"),
+            ("Task", "{playerID}", "TASK#{TaskID}"),
+            ("Activity", "{playerID}", "ACTIVITY#{ActivityID}"),
+        ]
+    );
+    // The imported design works with the other commands.
+    let shown = stdout(&ok(&["design", "show", "--design", design_path.to_str().unwrap()]));
+    assert!(shown.contains("Every item stores its entity name in Type."), "{shown}");
+    ok(&["design", "export", "--workbench", "--design", design_path.to_str().unwrap(), "--out", dir.join("back.json").to_str().unwrap()]);
+
+    // Format 1.0, no facets: entities by their entity-type attribute.
+    let shop = stdout(&ok(&["design", "import", "--workbench", &published_model("AnOnlineShop_14.json")]));
+    let shop = TableDesign::from_json(&shop).unwrap();
+    assert_eq!(shop.entities.len(), 9);
+    assert_eq!(shop.entity("orderItem").unwrap().index("GSI1").unwrap().pk.template.source, "p#{p_id}");
+}
+
+#[test]
+fn import_refuses_a_model_that_cannot_work() {
+    // Two facets with the same constant keys would overwrite each other's item.
+    let out = run(&["design", "import", "--workbench", &published_model("GamePlayerProfiles_constant_keys.json")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("have the same constant keys"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}

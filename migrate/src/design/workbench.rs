@@ -21,23 +21,51 @@
 //!   type, and they are declared `S` (what serde writes for strings,
 //!   enums' unit variants, dates, ids ...); an import reads them as `S`.
 //!
-//! [`import`] reads a model back into a design: facets become entities
-//! (the key aliases are parsed as templates; an alias that is not one —
-//! a hand-made model's `"PK"` or `"USER#<id>"` — is recovered from the
-//! facet's sample items when they allow it, else kept as literal text with
-//! a warning), GSIs become indexes, attribute types become attributes
-//! (a placeholder filled by an `N` attribute is an integer field, by
-//! `BOOL` a boolean one, else a string).
+//! [`import`] reads a model back into a design — ours, or one made in
+//! Workbench or by hand, in format 3.0 or the older 1.0:
+//!
+//! - entities: one per facet; a model without facets keeps its items in
+//!   the table's `TableData`, split by an entity-type attribute (`Type`,
+//!   `EntityType` ...) when every item has one, else by the labels its keys
+//!   start with (`u#12345#follower`, `Room:Music`), as is a facet whose
+//!   items are of several kinds;
+//! - key templates: the facet's alias when it is one (`ORG#{org_id}`, or
+//!   `USER#<id>`), else the alias's tokens read as labels and field names
+//!   and checked against the sample keys (`ITEMS#ItemID` with `ITEMS#001`
+//!   is `ITEMS#{ItemID}`; `AccountId` with `ACC#123` is
+//!   `ACC#{AccountId}`), else the sample keys alone, part by part: a part
+//!   that is some attribute's value is that attribute, a constant word is
+//!   literal text, and any other value is a *key-only* field — the id lives
+//!   only inside the key — named after the alias token, the label before
+//!   it (`c#12345` -> `c#{c_id}`), or the key attribute itself when it is
+//!   the whole key (an index on `NextReminderDate` -> `{NextReminderDate}`);
+//! - GSIs become indexes, their templates read from the samples the same
+//!   way (a field some items lack makes the index sparse);
+//! - attribute types become attributes (a placeholder filled by an `N`
+//!   attribute is an integer field, by `BOOL` a boolean one, else a
+//!   string); a malformed sample value drops that attribute from that item.
+//!
+//! Template placeholders name attributes as stored (the grammar takes any
+//! name without `:`, `{` or `}`; attributes whose names have those are
+//! never placeholders); each placeholder's Rust field name is an
+//! identifier (`GSI1-SK` -> `GSI1_SK`), and key-only fields are named as
+//! identifiers from the start. Entities whose keys could overwrite each
+//! other's items are refused.
 
-use std::collections::{BTreeSet, HashMap};
+mod keys;
+mod read;
+#[cfg(test)]
+mod real_models;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use singletable::template::{grammar, Template};
-use singletable::{AttrType, AttributeValue, KeyKind, StreamView, TableDesign};
+use singletable::template::Template;
+use singletable::{AttrType, AttributeValue, StreamView, TableDesign};
 
 use super::samples::sample_items;
-use crate::ddb_json::{item_from_json, item_to_json};
+use crate::ddb_json::item_to_json;
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 
@@ -45,13 +73,15 @@ use crate::raw::RawItem;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Model {
+    #[serde(default)]
     pub model_name: String,
+    #[serde(default)]
     pub model_metadata: ModelMetadata,
     pub data_model: Vec<TableModel>,
 }
 
 /// Who made the model and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ModelMetadata {
     #[serde(default)]
@@ -392,154 +422,6 @@ pub struct Import {
     pub warnings: Vec<String>,
 }
 
-/// A key field candidate when recovering templates from sample items.
-#[derive(Debug, Clone)]
-struct Candidate {
-    attr: String,
-    kind: KeyKind,
-}
-
-/// How a value would be written into a key, or `None` when it cannot be
-/// a key part of that kind.
-fn key_text(value: &AttributeValue, kind: KeyKind, pad: Option<u8>) -> Option<String> {
-    match (kind, value) {
-        (KeyKind::Str, AttributeValue::S(s)) if !s.is_empty() && pad.is_none() => Some(s.clone()),
-        (KeyKind::Bool, AttributeValue::Bool(b)) if pad.is_none() => Some(b.to_string()),
-        (KeyKind::Int, AttributeValue::N(n)) => {
-            let digits = n.strip_prefix('-').unwrap_or(n);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
-                return None;
-            }
-            match pad {
-                None => Some(n.clone()),
-                Some(w) if !n.starts_with('-') && digits.len() <= w as usize => {
-                    Some(format!("{}{digits}", "0".repeat(w as usize - digits.len())))
-                }
-                Some(_) => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// Recovers the template that renders `keys[j]` from `items[j]` for every
-/// `j`: a simultaneous left-to-right parse of all keys, trying the
-/// candidates' values (longest first) before literal text, backtracking
-/// when the keys cannot all be finished, and checking each complete
-/// template with the real evaluator. `None` when no template fits (or the
-/// search would be too long).
-fn infer_template(
-    keys: &[&str],
-    items: &[&RawItem],
-    candidates: &[Candidate],
-    resolve: &dyn Fn(&str) -> Option<(KeyKind, bool)>,
-) -> Option<String> {
-    struct Search<'a> {
-        keys: &'a [&'a str],
-        items: &'a [&'a RawItem],
-        candidates: &'a [Candidate],
-        resolve: &'a dyn Fn(&str) -> Option<(KeyKind, bool)>,
-        budget: usize,
-    }
-    impl Search<'_> {
-        fn verify(&self, pieces: &[grammar::Piece]) -> Option<String> {
-            let source = grammar::unparse(pieces);
-            let template = Template::parse(&source, |name| (self.resolve)(name)).ok()?;
-            let ok = self.keys.iter().zip(self.items).all(|(key, item)| {
-                template.render_item(item, "", "").ok().as_deref() == Some(*key)
-            });
-            ok.then_some(source)
-        }
-
-        fn step(&mut self, at: &mut Vec<usize>, pieces: &mut Vec<grammar::Piece>) -> Option<String> {
-            if self.budget == 0 {
-                return None;
-            }
-            self.budget -= 1;
-            let done = at.iter().zip(self.keys).filter(|(p, k)| **p == k.len()).count();
-            if done == self.keys.len() {
-                return self.verify(pieces);
-            }
-            if done > 0 {
-                return None;
-            }
-            // A placeholder, unless the previous piece is one (they may not touch).
-            if !matches!(pieces.last(), Some(grammar::Piece::Field { .. })) {
-                let mut options: Vec<(usize, &Candidate, Option<u8>, Vec<usize>)> = Vec::new();
-                for c in self.candidates {
-                    let pads: Vec<Option<u8>> = match c.kind {
-                        KeyKind::Int => std::iter::once(None).chain((1..=grammar::MAX_PAD).rev().map(Some)).collect(),
-                        _ => vec![None],
-                    };
-                    for pad in pads {
-                        let mut lens = Vec::with_capacity(self.keys.len());
-                        for ((key, item), p) in self.keys.iter().zip(self.items).zip(at.iter()) {
-                            match item.get(&c.attr).and_then(|v| key_text(v, c.kind, pad)) {
-                                Some(text) if key[*p..].starts_with(&text) => lens.push(text.len()),
-                                _ => break,
-                            }
-                        }
-                        if lens.len() == self.keys.len() {
-                            options.push((lens[0], c, pad, lens));
-                        }
-                    }
-                }
-                options.sort_by_key(|o| std::cmp::Reverse(o.0));
-                for (_, c, pad, lens) in options {
-                    let saved = at.clone();
-                    for (p, len) in at.iter_mut().zip(&lens) {
-                        *p += len;
-                    }
-                    pieces.push(grammar::Piece::Field { name: c.attr.clone(), pad, offset: 0 });
-                    if let Some(found) = self.step(at, pieces) {
-                        return Some(found);
-                    }
-                    pieces.pop();
-                    *at = saved;
-                }
-            }
-            // A literal character, the same at every key's position.
-            let ch = self.keys[0][at[0]..].chars().next()?;
-            if !self.keys.iter().zip(at.iter()).all(|(k, p)| k[*p..].starts_with(ch)) {
-                return None;
-            }
-            for p in at.iter_mut() {
-                *p += ch.len_utf8();
-            }
-            let merged = match pieces.last_mut() {
-                Some(grammar::Piece::Literal(text)) => {
-                    text.push(ch);
-                    true
-                }
-                _ => {
-                    pieces.push(grammar::Piece::Literal(ch.to_string()));
-                    false
-                }
-            };
-            let found = self.step(at, pieces);
-            if found.is_none() {
-                for p in at.iter_mut() {
-                    *p -= ch.len_utf8();
-                }
-                match pieces.last_mut() {
-                    Some(grammar::Piece::Literal(text)) if merged => {
-                        text.pop();
-                    }
-                    _ => {
-                        pieces.pop();
-                    }
-                }
-            }
-            found
-        }
-    }
-    if keys.is_empty() {
-        return None;
-    }
-    let mut search = Search { keys, items, candidates, resolve, budget: 200_000 };
-    search.step(&mut vec![0; keys.len()], &mut Vec::new())
-}
-
 /// The AttrType of a Workbench type name.
 fn attr_type(name: &str) -> Option<AttrType> {
     Some(match name {
@@ -554,100 +436,6 @@ fn attr_type(name: &str) -> Option<AttrType> {
         "BS" => AttrType::BS,
         _ => return None,
     })
-}
-
-fn value_type(value: &AttributeValue) -> AttrType {
-    match value {
-        AttributeValue::N(_) => AttrType::N,
-        AttributeValue::B(_) => AttrType::B,
-        AttributeValue::Bool(_) => AttrType::Bool,
-        AttributeValue::L(_) => AttrType::L,
-        AttributeValue::M(_) => AttrType::M,
-        AttributeValue::Ss(_) => AttrType::SS,
-        AttributeValue::Ns(_) => AttrType::NS,
-        AttributeValue::Bs(_) => AttrType::BS,
-        _ => AttrType::S,
-    }
-}
-
-fn kind_of(ty: AttrType) -> KeyKind {
-    match ty {
-        AttrType::N => KeyKind::Int,
-        AttrType::Bool => KeyKind::Bool,
-        _ => KeyKind::Str,
-    }
-}
-
-/// Reads one key of one facet: the alias as a template when it is one
-/// (checked against the sample items), else a template recovered from the
-/// items, else the alias as literal text.
-#[allow(clippy::too_many_arguments)]
-fn facet_key(
-    facet: &str,
-    attr: &str,
-    alias: Option<&str>,
-    items: &[&RawItem],
-    candidates: &[Candidate],
-    resolve: &dyn Fn(&str) -> Option<(KeyKind, bool)>,
-    warnings: &mut Vec<String>,
-) -> Option<Template> {
-    let with_key: Vec<(&str, &RawItem)> =
-        items.iter().filter_map(|i| match i.get(attr) { Some(AttributeValue::S(k)) => Some((k.as_str(), *i)), _ => None }).collect();
-    let keys: Vec<&str> = with_key.iter().map(|(k, _)| *k).collect();
-    let key_items: Vec<&RawItem> = with_key.iter().map(|(_, i)| *i).collect();
-    let renders_all = |t: &Template| {
-        with_key.iter().all(|(key, item)| t.render_item(item, facet, attr).ok().as_deref() == Some(*key))
-    };
-    let inferred = || {
-        infer_template(&keys, &key_items, candidates, resolve)
-            .and_then(|source| Template::parse(&source, |n| resolve(n)).ok())
-    };
-    let parsed = alias.and_then(|a| Template::parse(a, |n| resolve(n)).ok());
-    match (alias, parsed) {
-        (Some(alias), Some(t)) if t.is_constant() && !keys.is_empty() && !renders_all(&t) => match inferred() {
-            Some(found) => {
-                warnings.push(format!(
-                    "facet `{facet}`: `{attr}` alias `{alias}` is not a template of the sample keys; recovered `{}` from the sample items",
-                    found.source
-                ));
-                Some(found)
-            }
-            None => {
-                warnings.push(format!(
-                    "facet `{facet}`: `{attr}` alias `{alias}` does not match the sample items, and no template fits them; kept as literal text"
-                ));
-                Some(t)
-            }
-        },
-        (Some(alias), Some(t)) => {
-            if !renders_all(&t) {
-                warnings.push(format!("facet `{facet}`: some sample items' `{attr}` values do not follow the alias template `{alias}`"));
-            } else if t.is_constant() && keys.is_empty() {
-                warnings.push(format!(
-                    "facet `{facet}`: `{attr}` alias `{alias}` has no placeholder and no sample item shows its keys: read as the constant key `{alias}`"
-                ));
-            }
-            Some(t)
-        }
-        (None, Some(t)) => Some(t),
-        (alias, None) => {
-            if let Some(found) = inferred() {
-                if let Some(alias) = alias {
-                    warnings.push(format!(
-                        "facet `{facet}`: `{attr}` alias `{alias}` is not a template of the sample keys; recovered `{}` from the sample items",
-                        found.source
-                    ));
-                }
-                return Some(found);
-            }
-            let alias = alias?;
-            let literal = grammar::unparse(&[grammar::Piece::Literal(alias.to_string())]);
-            warnings.push(format!(
-                "facet `{facet}`: `{attr}` alias `{alias}` is not a template and the sample items do not give one; kept as literal text"
-            ));
-            Template::parse(&literal, |_| None).ok()
-        }
-    }
 }
 
 /// Reads the settings lines [`export`] writes into the description.
@@ -668,12 +456,14 @@ fn settings_from(description: &str) -> Value {
     Value::Object(settings)
 }
 
-/// An index as one facet uses it: name, pk attribute and template, sort
-/// key attribute and template.
-type EntityIndex = (String, String, Template, Option<(String, Template)>);
 
 /// Reads a Workbench model back into a design. `table` picks the table
 /// of a model with several.
+///
+/// Models made by hand or by Workbench itself are read as far as they say
+/// something a design can hold (see the module documentation); a model
+/// that cannot become a working design — no entity, entities whose keys
+/// could overwrite each other's items — is an error, not a warning.
 pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError> {
     let fail = |m: String| MigrateError::Other(m);
     let t = match table {
@@ -720,153 +510,137 @@ pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError
         .iter()
         .flat_map(|i| std::iter::once(&i.key_attributes.partition_key).chain(&i.key_attributes.sort_key))
         .map(|k| k.attribute_name.clone())
+        .filter(|a| *a != pk_attr && *a != sk_attr)
         .collect();
 
-    let parse_items = |facet: &str, data: &[Value], warnings: &mut Vec<String>| -> Vec<RawItem> {
-        data.iter()
-            .enumerate()
-            .filter_map(|(n, v)| match item_from_json(v) {
-                Ok(item) => Some(item),
-                Err(e) => {
-                    warnings.push(format!("{facet}: sample item {} skipped: {e}", n + 1));
-                    None
-                }
-            })
-            .collect()
-    };
-    let table_items = parse_items(&format!("table `{}`", t.table_name), &t.table_data, &mut warnings);
-    let mut facet_items: Vec<Vec<RawItem>> = Vec::new();
-    for f in &t.table_facets {
-        facet_items.push(parse_items(&format!("facet `{}`", f.facet_name), &f.table_data, &mut warnings));
-    }
+    let table_samples = read::parse_samples(&format!("table `{}`", t.table_name), &t.table_data, &mut warnings);
+    let facet_samples: Vec<Vec<read::Sample>> = t
+        .table_facets
+        .iter()
+        .map(|f| read::parse_samples(&format!("facet `{}`", f.facet_name), &f.table_data, &mut warnings))
+        .collect();
 
-    // The entity-type attribute: the one whose value is the facet's name in
-    // every sample item.
-    let with_data: Vec<(&Facet, &Vec<RawItem>)> =
-        t.table_facets.iter().zip(&facet_items).filter(|(_, items)| !items.is_empty()).collect();
-    let mut entity_attr = None;
-    if let Some((_, first_items)) = with_data.first() {
-        let mut names: Vec<&String> = first_items[0].keys().collect();
-        names.sort();
-        entity_attr = names
-            .into_iter()
-            .find(|name| {
-                with_data.iter().all(|(f, items)| {
-                    items.iter().all(|i| matches!(i.get(name.as_str()), Some(AttributeValue::S(s)) if *s == f.facet_name))
-                })
-            })
-            .cloned();
-    }
-    let entity_attr = entity_attr.unwrap_or_else(|| {
-        warnings.push("no attribute holds each facet's name in its sample items: the entity-type attribute is `_et`".into());
-        "_et".to_string()
-    });
-
-    let mut entities = Vec::new();
-    let mut used_indexes: BTreeSet<String> = BTreeSet::new();
-    for (f, own) in t.table_facets.iter().zip(&facet_items) {
-        let name = &f.facet_name;
-        // The facet's items: its own, else the table's of this entity.
-        let items: Vec<&RawItem> = if own.is_empty() {
-            table_items
-                .iter()
-                .filter(|i| matches!(i.get(&entity_attr), Some(AttributeValue::S(s)) if s == name))
-                .collect()
-        } else {
-            own.iter().collect()
-        };
-        let is_payload = |a: &str| a != pk_attr && a != sk_attr && a != entity_attr && !index_attrs.contains(a);
-        let mut attr_names: Vec<String> = f.non_key_attributes.iter().filter(|a| is_payload(a)).cloned().collect();
-        let mut seen_in_items: Vec<&String> = items.iter().flat_map(|i| i.keys()).filter(|a| is_payload(a)).collect();
-        seen_in_items.sort();
-        for a in seen_in_items {
-            if !attr_names.contains(a) {
-                attr_names.push(a.clone());
-            }
+    // Which items make which entity, and where the entity's name is stored.
+    let mut groups: Vec<read::Group> = Vec::new();
+    let entity_attr;
+    if t.table_facets.is_empty() {
+        if table_samples.is_empty() {
+            return Err(fail(format!("table `{}` has no facet and no sample item: nothing to read entities from", t.table_name)));
         }
-        let type_of = |a: &str| {
-            types.get(a).copied().or_else(|| items.iter().find_map(|i| i.get(a)).map(value_type)).unwrap_or(AttrType::S)
-        };
-        let optional = |a: &str| !items.is_empty() && items.iter().any(|i| !i.contains_key(a));
-        let candidates: Vec<Candidate> = attr_names
-            .iter()
-            .filter(|a| matches!(type_of(a), AttrType::S | AttrType::N | AttrType::Bool))
-            .map(|a| Candidate { attr: a.clone(), kind: kind_of(type_of(a)) })
-            .collect();
-        let known = |n: &str| attr_names.iter().any(|a| a == n) || types.contains_key(n);
-        let resolve_key = |n: &str| known(n).then(|| (kind_of(type_of(n)), false));
-        let resolve_index = |n: &str| known(n).then(|| (kind_of(type_of(n)), optional(n)));
-
-        let alias = &f.key_attribute_alias;
-        let pk = facet_key(name, &pk_attr, Some(&alias.partition_key_alias), &items, &candidates, &resolve_key, &mut warnings);
-        let sk = facet_key(name, &sk_attr, alias.sort_key_alias.as_deref(), &items, &candidates, &resolve_key, &mut warnings);
-        let (Some(pk), Some(sk)) = (pk, sk) else {
-            warnings.push(format!("facet `{name}`: no sort key alias and no sample items to read one from: skipped"));
-            continue;
-        };
-        let mut indexes: Vec<EntityIndex> = Vec::new();
-        for gsi in &t.global_secondary_indexes {
-            let ipk_attr = &gsi.key_attributes.partition_key.attribute_name;
-            let in_index: Vec<&RawItem> = items.iter().copied().filter(|i| i.contains_key(ipk_attr)).collect();
-            if in_index.is_empty() {
-                if f.non_key_attributes.contains(ipk_attr) {
-                    warnings.push(format!(
-                        "facet `{name}` lists `{ipk_attr}` of index `{}` but no sample item has it: its index template is unknown, left out",
-                        gsi.index_name
-                    ));
-                }
-                continue;
-            }
-            let left_out = |what: &str, warnings: &mut Vec<String>| {
-                warnings.push(format!("facet `{name}`: no template fits the sample items' `{what}` of index `{}`: index left out", gsi.index_name));
-            };
-            let Some(ipk) = facet_key(name, ipk_attr, None, &in_index, &candidates, &resolve_index, &mut warnings) else {
-                left_out(ipk_attr, &mut warnings);
-                continue;
-            };
-            let isk = match &gsi.key_attributes.sort_key {
-                None => None,
-                Some(k) => match facet_key(name, &k.attribute_name, None, &in_index, &candidates, &resolve_index, &mut warnings) {
-                    Some(t) => Some((k.attribute_name.clone(), t)),
-                    None => {
-                        left_out(&k.attribute_name, &mut warnings);
-                        continue;
+        let keys: Vec<&str> = std::iter::once(pk_attr.as_str()).chain([sk_attr.as_str()]).chain(index_attrs.iter().map(String::as_str)).collect();
+        match read::table_entity_attr(&table_samples, &keys) {
+            Some(attr) => {
+                for s in &table_samples {
+                    let value = match s.item.get(&attr) {
+                        Some(AttributeValue::S(v)) => v.clone(),
+                        _ => unreachable!("every sample holds the entity-type attribute"),
+                    };
+                    match groups.iter_mut().find(|g| g.name == value) {
+                        Some(g) => g.samples.push(s),
+                        None => groups.push(read::Group { name: value, samples: vec![s], facet: None, splittable: false }),
                     }
-                },
-            };
-            let sparse = ipk.fields().chain(isk.iter().flat_map(|(_, t)| t.fields())).any(|f| f.optional);
-            if in_index.len() < items.len() && !sparse {
-                warnings.push(format!(
-                    "facet `{name}`: some sample items lack `{ipk_attr}`, but no field of its template may be absent: every {name} item will be in index `{}`",
-                    gsi.index_name
-                ));
+                }
+                entity_attr = attr;
             }
-            used_indexes.insert(gsi.index_name.clone());
-            indexes.push((gsi.index_name.clone(), ipk_attr.clone(), ipk, isk));
+            None => {
+                warnings.push(
+                    "the model has no facets and its items no entity-type attribute: entities are told apart by their key labels, and store their name in `_et`".into(),
+                );
+                groups.push(read::Group { name: t.table_name.clone(), samples: table_samples.iter().collect(), facet: None, splittable: true });
+                entity_attr = "_et".to_string();
+            }
         }
-        // Placeholders of attributes the facet does not list become attributes.
-        let mut listed: Vec<String> = attr_names.clone();
-        let all_fields = [&pk, &sk]
-            .into_iter()
-            .chain(indexes.iter().flat_map(|(_, _, ipk, isk)| std::iter::once(ipk).chain(isk.iter().map(|(_, t)| t))))
-            .flat_map(|t| t.fields());
-        for f in all_fields {
-            if !listed.iter().any(|a| *a == f.attr) {
-                warnings.push(format!("facet `{name}`: key field `{}` is not among its attributes: added as {}", f.attr, type_of(&f.attr).name()));
-                listed.push(f.attr.to_string());
+    } else {
+        let own: Vec<(&Facet, Vec<&read::Sample>)> =
+            t.table_facets.iter().zip(&facet_samples).map(|(f, s)| (f, s.iter().collect())).collect();
+        let keys: Vec<&str> = std::iter::once(pk_attr.as_str()).chain([sk_attr.as_str()]).chain(index_attrs.iter().map(String::as_str)).collect();
+        let found = read::facet_entity_attr(&own, &keys);
+        entity_attr = found.clone().unwrap_or_else(|| {
+            warnings.push("no attribute holds each facet's name in its sample items: the entity-type attribute is `_et`".into());
+            "_et".to_string()
+        });
+        for (f, own) in own {
+            // The facet's items: its own, else the table's of this entity.
+            let samples: Vec<&read::Sample> = if own.is_empty() {
+                table_samples
+                    .iter()
+                    .filter(|s| matches!(s.item.get(&entity_attr), Some(AttributeValue::S(v)) if *v == f.facet_name))
+                    .collect()
+            } else {
+                own
+            };
+            if samples.is_empty() && f.key_attribute_alias.sort_key_alias.is_none() {
+                warnings.push(format!("facet `{}`: no sort key alias and no sample items to read one from: skipped", f.facet_name));
+                continue;
             }
+            let mut name = f.facet_name.clone();
+            if found.is_some() {
+                if let Some(AttributeValue::S(stored)) = samples.first().and_then(|s| s.item.get(&entity_attr)) {
+                    if *stored != name {
+                        warnings.push(format!(
+                            "facet `{name}`: its items store `{stored}` in `{entity_attr}`: the entity is named `{stored}`"
+                        ));
+                        name = stored.clone();
+                    }
+                }
+            }
+            groups.push(read::Group { name, samples, facet: Some(f), splittable: found.is_none() });
+        }
+    }
+    let ctx = read::Context { table: t, pk_attr: pk_attr.clone(), sk_attr: sk_attr.clone(), entity_attr: entity_attr.clone(), types, index_attrs };
+
+    // Two readings: the first learns which attribute follows which label
+    // where some entity's items hold it, so that the second names the
+    // same value the same way where the items hold it only in their keys.
+    let mut learned = BTreeMap::new();
+    if let Ok((first, _)) = read::read_all(&groups, &ctx, &learned) {
+        for e in &first {
+            for (label, attr) in &e.rows.learned {
+                learned.entry(label.clone()).or_insert_with(|| attr.clone());
+            }
+        }
+    }
+    let (mut entities, notes) = read::read_all(&groups, &ctx, &learned)?;
+    warnings.extend(notes);
+    if entities.is_empty() {
+        return Err(fail(format!("table `{}` has no facet to read an entity from", t.table_name)));
+    }
+    let mut names = BTreeSet::new();
+    for e in &mut entities {
+        let base = e.name.clone();
+        let mut n = 1;
+        while !names.insert(e.name.clone()) {
+            n += 1;
+            e.name = format!("{base}{n}");
+        }
+    }
+    check_keys_apart(&t.table_name, &entities)?;
+
+    let mut used_indexes: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for e in &entities {
+        let what = match e.facet {
+            Some(f) if f.facet_name == e.name => format!("facet `{}`", e.name),
+            Some(f) => format!("facet `{}` (entity `{}`)", f.facet_name, e.name),
+            None => format!("entity `{}`", e.name),
+        };
+        warnings.extend(e.warnings.iter().map(|w| format!("{what}: {w}")));
+        if e.pk.is_constant() && e.sk.is_constant() {
+            warnings.push(format!("{what}: both keys are constant (`{}`, `{}`): the table holds one such item", e.pk.source, e.sk.source));
         }
         let mut attributes: Vec<Value> = Vec::new();
-        for a in &listed {
-            let mut attr = json!({ "name": a, "type": type_of(a) });
-            if optional(a) {
+        for a in &e.attributes {
+            let mut attr = json!({ "name": a, "type": e.type_of(&ctx, a) });
+            if e.optional(a) {
                 attr["optional"] = json!(true);
             }
             attributes.push(attr);
         }
-        let indexes: Vec<Value> = indexes
-            .into_iter()
+        let indexes: Vec<Value> = e
+            .indexes
+            .iter()
             .map(|(index, attr, ipk, isk)| {
+                used_indexes.insert(index.clone());
                 let mut v = json!({ "name": index, "pk": { "attr": attr, "template": ipk } });
                 if let Some((attr, t)) = isk {
                     v["sk"] = json!({ "attr": attr, "template": t });
@@ -874,17 +648,14 @@ pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError
                 v
             })
             .collect();
-        entities.push(json!({
-            "entity": name,
+        out.push(json!({
+            "entity": e.name,
             "entity_attr": entity_attr,
-            "pk": { "attr": pk_attr, "template": pk },
-            "sk": { "attr": sk_attr, "template": sk },
+            "pk": { "attr": pk_attr, "template": e.pk },
+            "sk": { "attr": sk_attr, "template": e.sk },
             "indexes": indexes,
             "attributes": attributes,
         }));
-    }
-    if entities.is_empty() {
-        return Err(fail(format!("table `{}` has no facet to read an entity from", t.table_name)));
     }
     let indexes: Vec<Value> = t
         .global_secondary_indexes
@@ -895,7 +666,7 @@ pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError
                 index["sk_attr"] = json!(sk.attribute_name);
             }
             if !used_indexes.contains(&i.index_name) {
-                warnings.push(format!("index `{}` is used by no facet's sample items", i.index_name));
+                warnings.push(format!("index `{}` is used by no entity's sample items", i.index_name));
             }
             index
         })
@@ -905,7 +676,7 @@ pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError
         "pk_attr": pk_attr,
         "sk_attr": sk_attr,
         "indexes": indexes,
-        "entities": entities,
+        "entities": out,
         "settings": settings_from(&model.model_metadata.description),
     });
     let design = TableDesign::from_json(&design.to_string())
@@ -913,9 +684,38 @@ pub fn import(model: &Model, table: Option<&str>) -> Result<Import, MigrateError
     Ok(Import { design, warnings })
 }
 
+/// Refuses entities whose table keys have the same form (the same text
+/// around their placeholders): their items could take each other's
+/// primary keys and overwrite each other. Identical constant keys are the
+/// plainest case: two entities that can hold one item between them.
+fn check_keys_apart(table: &str, entities: &[read::Entity]) -> Result<(), MigrateError> {
+    let form = |t: &Template| -> Vec<Option<String>> {
+        t.segments
+            .iter()
+            .map(|s| match s {
+                singletable::template::Segment::Literal(text) => Some(text.to_string()),
+                singletable::template::Segment::Field(_) => None,
+            })
+            .collect()
+    };
+    for (i, a) in entities.iter().enumerate() {
+        for b in &entities[i + 1..] {
+            if form(&a.pk) == form(&b.pk) && form(&a.sk) == form(&b.sk) {
+                let how = if a.pk.is_constant() && a.sk.is_constant() { "the same constant keys" } else { "keys of the same form" };
+                return Err(MigrateError::Other(format!(
+                    "table `{table}`: entities `{}` (`{}`, `{}`) and `{}` (`{}`, `{}`) have {how}: their items would overwrite each other, so the model cannot become a working design; give them different key labels (aliases or sample keys)",
+                    a.name, a.pk.source, a.sk.source, b.name, b.pk.source, b.sk.source
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ddb_json::item_from_json;
     use crate::design::fixtures;
 
     fn opts(samples: usize) -> ExportOptions {
@@ -1114,26 +914,10 @@ mod tests {
         assert!(gsi1.sk.is_none());
         let total = order.attributes.iter().find(|a| a.name == "total").unwrap();
         assert_eq!(total.ty, AttrType::N);
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].contains("alias `CUSTOMER#<customerId>` is not a template of the sample keys; recovered `CUSTOMER#{customerId}`"), "{warnings:?}");
-        assert!(warnings[1].contains("alias `SK` is not a template of the sample keys; recovered `ORDER#{orderNo:04}`"), "{warnings:?}");
-        assert!(warnings[2].contains("every Order item will be in index `GSI1`"), "{warnings:?}");
-    }
-
-    #[test]
-    fn inference_prefers_a_template_that_fits_every_item() {
-        let item = |pairs: &[(&str, AttributeValue)]| -> RawItem { pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
-        let n = |v: &str| AttributeValue::N(v.into());
-        let a = item(&[("v", n("1"))]);
-        let b = item(&[("v", n("2"))]);
-        let cands = [Candidate { attr: "v".into(), kind: KeyKind::Int }];
-        let resolve = |name: &str| (name == "v").then_some((KeyKind::Int, false));
-        // "V1#1" alone would read as "V{v}#{v}"-like guesses; with a second item only one fits.
-        assert_eq!(infer_template(&["V1#1", "V1#2"], &[&a, &b], &cands, &resolve).as_deref(), Some("V1#{v}"));
-        assert_eq!(infer_template(&["N#001", "N#002"], &[&a, &b], &cands, &resolve).as_deref(), Some("N#{v:03}"));
-        assert_eq!(infer_template(&["X", "Y"], &[&a, &b], &cands, &resolve), None);
-        let braces = item(&[("v", n("1"))]);
-        assert_eq!(infer_template(&["{1}"], &[&braces], &cands, &resolve).as_deref(), Some("{{{v}}}"));
+        // `SK` names the key attribute: the template comes from the samples, silently.
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("facet `Order`: `PK` alias `CUSTOMER#<customerId>` read as the template `CUSTOMER#{customerId}`"), "{warnings:?}");
+        assert!(warnings[1].contains("every Order item will be in index `GSI1`"), "{warnings:?}");
     }
 
     #[test]
@@ -1150,3 +934,4 @@ mod tests {
         assert_eq!(import(&two, Some("other")).unwrap().design.table, "other");
     }
 }
+
