@@ -130,6 +130,14 @@
 //! a GSI), `scan`, `batch_write`/`batch_get`, `collection` (a partition of
 //! several entities), all typed; sections below show each.
 //!
+//! Every request logs one `tracing` event at debug level (target
+//! `singletable`): the operation, table, entity where there is one, time
+//! taken, the capacity DynamoDB reports it consumed (each request asks for
+//! `ReturnConsumedCapacity::TOTAL`), and the items it carried; batch calls
+//! also log what DynamoDB left unprocessed. The crate installs no
+//! subscriber: `RUST_LOG=singletable=debug` with `tracing-subscriber` in
+//! your application shows them.
+//!
 //! A typed key ([`Item::Key`]) is the tuple of the fields of the `pk` and
 //! `sk` templates, in order of first appearance. Queries name the fields
 //! of the key they address with [`KeyParts`]; a sort key condition given

@@ -414,15 +414,21 @@ async fn write_chunk(
         }
         summary.calls += 1;
         let sent = requests.len();
+        let started = std::time::Instant::now();
         let result = table
             .client()
             .batch_write_item()
             .request_items(table.name(), requests)
+            .return_consumed_capacity(super::trace::CAPACITY)
             .send()
             .await;
         let out = match result {
-            Ok(out) => out,
+            Ok(out) => {
+                super::trace::sent("BatchWriteItem", table.name(), None, started, super::trace::units(out.consumed_capacity()), sent);
+                out
+            }
             Err(e) => {
+                super::trace::failed("BatchWriteItem", table.name(), None, started, &e);
                 abort.store(true, Ordering::Relaxed);
                 let source = Error::dynamo("BatchWriteItem", table.name(), e);
                 return Err(ChunkFailure { pending: metas, reason: "a call failed".into(), source: Some(source) });
@@ -432,6 +438,7 @@ async fn write_chunk(
         if unprocessed.is_empty() {
             return Ok(summary);
         }
+        super::trace::unprocessed("BatchWriteItem", table.name(), unprocessed.len(), summary.calls);
         let returned = unprocessed.iter().map(|request| {
             let map = match (&request.put_request, &request.delete_request) {
                 (Some(p), _) => Some(&p.item),
@@ -557,10 +564,21 @@ async fn get_chunk(
         summary.calls += 1;
         let sent = keys.len();
         let request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(consistent).build().expect("keys are set");
-        let result = table.client().batch_get_item().request_items(table.name(), request).send().await;
+        let started = std::time::Instant::now();
+        let result = table
+            .client()
+            .batch_get_item()
+            .request_items(table.name(), request)
+            .return_consumed_capacity(super::trace::CAPACITY)
+            .send()
+            .await;
         let out = match result {
-            Ok(out) => out,
+            Ok(out) => {
+                super::trace::sent("BatchGetItem", table.name(), None, started, super::trace::units(out.consumed_capacity()), sent);
+                out
+            }
             Err(e) => {
+                super::trace::failed("BatchGetItem", table.name(), None, started, &e);
                 abort.store(true, Ordering::Relaxed);
                 let source = Error::dynamo("BatchGetItem", table.name(), e);
                 return Err(ChunkFailure { pending: metas, reason: "a call failed".into(), source: Some(source) });
@@ -577,6 +595,7 @@ async fn get_chunk(
         if unprocessed.is_empty() {
             return Ok((found, summary));
         }
+        super::trace::unprocessed("BatchGetItem", table.name(), unprocessed.len(), summary.calls);
         let returned = unprocessed.iter().map(|key| key_of_map(table, key)).collect();
         requeue(&mut metas, returned, "keys", sent, &mut streak, &retry, &mut summary).await?;
         keys = unprocessed;

@@ -8,6 +8,7 @@ pub(crate) mod page;
 pub(crate) mod provision;
 pub(crate) mod query;
 pub(crate) mod scan;
+pub(crate) mod trace;
 pub(crate) mod transact;
 pub(crate) mod update;
 pub(crate) mod write;

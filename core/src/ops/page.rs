@@ -79,6 +79,7 @@ impl<'t> Request<'t> {
         let limit = limit.map(|l| l.min(i32::MAX as usize) as i32);
         let names = (!self.names.is_empty()).then(|| self.names.clone());
         let values = (!self.values.is_empty()).then(|| self.values.clone());
+        let started = std::time::Instant::now();
         let (items, last) = match self.op {
             Op::Query => {
                 let out = table
@@ -94,9 +95,14 @@ impl<'t> Request<'t> {
                     .set_consistent_read(self.consistent.then_some(true))
                     .set_limit(limit)
                     .set_exclusive_start_key(start)
+                    .return_consumed_capacity(super::trace::CAPACITY)
                     .send()
                     .await
-                    .map_err(|e| Error::dynamo("Query", table.name(), e))?;
+                    .map_err(|e| {
+                        super::trace::failed("Query", table.name(), None, started, &e);
+                        Error::dynamo("Query", table.name(), e)
+                    })?;
+                super::trace::sent("Query", table.name(), None, started, super::trace::units(out.consumed_capacity()), out.items().len());
                 (out.items.unwrap_or_default(), out.last_evaluated_key)
             }
             Op::Scan => {
@@ -113,9 +119,14 @@ impl<'t> Request<'t> {
                     .set_total_segments(self.segment.map(|s| s.1))
                     .set_limit(limit)
                     .set_exclusive_start_key(start)
+                    .return_consumed_capacity(super::trace::CAPACITY)
                     .send()
                     .await
-                    .map_err(|e| Error::dynamo("Scan", table.name(), e))?;
+                    .map_err(|e| {
+                        super::trace::failed("Scan", table.name(), None, started, &e);
+                        Error::dynamo("Scan", table.name(), e)
+                    })?;
+                super::trace::sent("Scan", table.name(), None, started, super::trace::units(out.consumed_capacity()), out.items().len());
                 (out.items.unwrap_or_default(), out.last_evaluated_key)
             }
         };

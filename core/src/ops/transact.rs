@@ -301,16 +301,24 @@ impl<'t> Transaction<'t> {
             return Err(Error::TransactionTooLarge { table, size, max: MAX_TRANSACTION_BYTES });
         }
         let (items, metas): (Vec<_>, Vec<_>) = self.actions.into_iter().map(|a| (a.item, a.meta)).unzip();
+        let (started, count) = (std::time::Instant::now(), items.len());
         let result = self
             .table
             .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .set_client_request_token(self.token)
+            .return_consumed_capacity(super::trace::CAPACITY)
             .send()
             .await;
+        if let Err(e) = &result {
+            super::trace::failed("TransactWriteItems", &table, None, started, e);
+        }
         match result {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                super::trace::sent("TransactWriteItems", &table, None, started, super::trace::units(out.consumed_capacity()), count);
+                Ok(())
+            }
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     let reasons = c

@@ -311,6 +311,7 @@ impl<'t, T: Item> Update<'t, T> {
         let table = self.table;
         let update = self.prepare()?;
         let (names, values) = update.expr.into_maps();
+        let (started, entity) = (std::time::Instant::now(), Some(T::DESIGN.entity.as_ref()));
         let result = table
             .client()
             .update_item()
@@ -322,15 +323,22 @@ impl<'t, T: Item> Update<'t, T> {
             .set_expression_attribute_values(values)
             .return_values(ReturnValue::AllNew)
             .set_return_values_on_condition_check_failure(update.meta.return_old())
+            .return_consumed_capacity(super::trace::CAPACITY)
             .send()
             .await;
         match result {
-            Ok(out) => T::from_item(out.attributes.unwrap_or_default()),
+            Ok(out) => {
+                super::trace::sent("UpdateItem", table.name(), entity, started, super::trace::units(out.consumed_capacity()), 1);
+                T::from_item(out.attributes.unwrap_or_default())
+            }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     Err(update.meta.error(update.meta.explain(c.item())))
                 }
-                _ => Err(Error::dynamo("UpdateItem", table.name(), e)),
+                _ => {
+                    super::trace::failed("UpdateItem", table.name(), entity, started, &e);
+                    Err(Error::dynamo("UpdateItem", table.name(), e))
+                }
             },
         }
     }

@@ -3,6 +3,7 @@
 //! condition shared by single writes and transactions.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
@@ -15,6 +16,8 @@ use crate::managed::{read_version, Stamp};
 use crate::size::{item_size, MAX_ITEM_BYTES};
 use crate::table::Table;
 use crate::Item;
+
+use super::trace;
 
 /// What one write expects of the stored item, to explain a failed
 /// condition from the item DynamoDB returns (`ALL_OLD`).
@@ -179,6 +182,7 @@ impl Table {
     /// Sends a prepared put; a failed condition is explained.
     pub(crate) async fn send_put(&self, put: PreparedPut) -> Result<(), Error> {
         let (names, values) = put.expr.into_maps();
+        let (started, entity) = (Instant::now(), Some(put.meta.entity.entity.as_ref()));
         let result = self
             .client()
             .put_item()
@@ -188,15 +192,22 @@ impl Table {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .set_return_values_on_condition_check_failure(put.meta.return_old())
+            .return_consumed_capacity(trace::CAPACITY)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                trace::sent("PutItem", self.name(), entity, started, trace::units(out.consumed_capacity()), 1);
+                Ok(())
+            }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
                     Err(put.meta.error(put.meta.explain(c.item())))
                 }
-                _ => Err(Error::dynamo("PutItem", self.name(), e)),
+                _ => {
+                    trace::failed("PutItem", self.name(), entity, started, &e);
+                    Err(Error::dynamo("PutItem", self.name(), e))
+                }
             },
         }
     }
@@ -297,6 +308,7 @@ impl Table {
 
     pub(crate) async fn send_delete(&self, delete: PreparedKeyed) -> Result<(), Error> {
         let (names, values) = delete.expr.into_maps();
+        let (started, entity) = (Instant::now(), Some(delete.meta.entity.entity.as_ref()));
         let result = self
             .client()
             .delete_item()
@@ -306,15 +318,22 @@ impl Table {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .set_return_values_on_condition_check_failure(delete.meta.return_old())
+            .return_consumed_capacity(trace::CAPACITY)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                trace::sent("DeleteItem", self.name(), entity, started, trace::units(out.consumed_capacity()), 1);
+                Ok(())
+            }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => {
                     Err(delete.meta.error(delete.meta.explain(c.item())))
                 }
-                _ => Err(Error::dynamo("DeleteItem", self.name(), e)),
+                _ => {
+                    trace::failed("DeleteItem", self.name(), entity, started, &e);
+                    Err(Error::dynamo("DeleteItem", self.name(), e))
+                }
             },
         }
     }
@@ -367,15 +386,21 @@ impl Table {
     pub async fn get<T: Item>(&self, key: &T::Key) -> Result<Option<T>, Error> {
         self.entity::<T>()?;
         let key = T::key_of(key)?;
+        let started = Instant::now();
         let out = self
             .client
             .get_item()
             .table_name(self.name())
             .set_key(Some(self.key_map(key)))
             .consistent_read(true)
+            .return_consumed_capacity(trace::CAPACITY)
             .send()
             .await
-            .map_err(|e| Error::dynamo("GetItem", self.name(), e))?;
+            .map_err(|e| {
+                trace::failed("GetItem", self.name(), Some(T::DESIGN.entity.as_ref()), started, &e);
+                Error::dynamo("GetItem", self.name(), e)
+            })?;
+        trace::sent("GetItem", self.name(), Some(T::DESIGN.entity.as_ref()), started, trace::units(out.consumed_capacity()), usize::from(out.item.is_some()));
         out.item.map(T::from_item).transpose()
     }
 
@@ -384,13 +409,20 @@ impl Table {
     pub async fn delete<T: Item>(&self, key: &T::Key) -> Result<(), Error> {
         self.entity::<T>()?;
         let key = T::key_of(key)?;
-        self.client
+        let started = Instant::now();
+        let out = self
+            .client
             .delete_item()
             .table_name(self.name())
             .set_key(Some(self.key_map(key)))
+            .return_consumed_capacity(trace::CAPACITY)
             .send()
             .await
-            .map_err(|e| Error::dynamo("DeleteItem", self.name(), e))?;
+            .map_err(|e| {
+                trace::failed("DeleteItem", self.name(), Some(T::DESIGN.entity.as_ref()), started, &e);
+                Error::dynamo("DeleteItem", self.name(), e)
+            })?;
+        trace::sent("DeleteItem", self.name(), Some(T::DESIGN.entity.as_ref()), started, trace::units(out.consumed_capacity()), 1);
         Ok(())
     }
 }

@@ -327,8 +327,13 @@ pub(crate) async fn export(
 }
 
 /// Puts every item of an export file back.
-pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result<u64, MigrateError> {
+pub(crate) async fn restore(client: &Client, table: &str, path: &Path, observer: &dyn Observer) -> Result<u64, MigrateError> {
     let io = |e: std::io::Error| MigrateError::Io { path: path.display().to_string(), source: e };
+    // Counted first, so progress has a true total.
+    let total = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?)
+        .lines()
+        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .count() as u64;
     let file = std::fs::File::open(path).map_err(io)?;
     // One batch at a time: a restore is rare and not worth a table's burst.
     let budget = Budget::new(None, 1);
@@ -352,6 +357,7 @@ pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result
         if batch.len() == 25 {
             written += batch.len() as u64;
             batch_write(client, table, std::mem::take(&mut batch), 25.0, &budget).await?;
+            observer.event(Event::Progress { scanned: n as u64 + 1, written, total: Some(total) });
         }
     }
     if !batch.is_empty() {
@@ -359,5 +365,6 @@ pub(crate) async fn restore(client: &Client, table: &str, path: &Path) -> Result
         let units = batch.len() as f64;
         batch_write(client, table, batch, units, &budget).await?;
     }
+    observer.event(Event::Progress { scanned: total, written, total: Some(total) });
     Ok(written)
 }

@@ -230,9 +230,8 @@ impl Migrator {
             return schema::copy_to_new_table(&self.client, plan, from, to, opts, observer, report).await;
         }
         let creates_table = plan.changes.iter().any(|c| matches!(c, Change::CreateTable { .. }));
-        let total_steps = plan.changes.len();
         if creates_table {
-            observer.event(Event::Step { number: 1, total: total_steps, text: format!("create table `{}`", plan.table) });
+            observer.event(Event::Step { number: 1, total: quiet_steps(plan), text: format!("create table `{}`", plan.table) });
             schema::create_table(&self.client, &plan.to, &mut report, &*observer).await?;
         }
 
@@ -263,9 +262,14 @@ impl Migrator {
     ) -> Result<(), MigrateError> {
         let migration = &checkpoints.migration;
         let mut backfilled = false;
-        let total = plan.changes.len();
-        for (i, change) in plan.changes.iter().enumerate() {
-            let step = |text: String| observer.event(Event::Step { number: i + 1, total, text });
+        let total = quiet_steps(plan);
+        // Numbered as announced: the create-table step, if any, was 1.
+        let number = std::sync::atomic::AtomicUsize::new(usize::from(plan.changes.iter().any(|c| matches!(c, Change::CreateTable { .. }))));
+        let step = |text: String| {
+            let n = number.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            observer.event(Event::Step { number: n, total, text })
+        };
+        for change in &plan.changes {
             match change {
                 Change::CreateTable { .. } | Change::AddEntity { .. } => {}
                 Change::CopyToNewTable { .. } => unreachable!("handled before locking"),
@@ -300,11 +304,7 @@ impl Migrator {
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }
         }
-        observer.event(Event::Step {
-            number: total,
-            total,
-            text: "verify every item against the new design, then record the design in the table".to_string(),
-        });
+        step("verify every item against the new design, then record the design in the table".to_string());
         let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight(), true).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
@@ -328,6 +328,34 @@ impl Migrator {
     /// Puts back the items of an export file (JSON lines of typed DynamoDB
     /// JSON) into `table`. Returns how many were written.
     pub async fn restore(&self, table: &str, file: &Path) -> Result<u64, MigrateError> {
-        backfill::restore(&self.client, table, file).await
+        backfill::restore(&self.client, table, file, &Quiet).await
     }
+
+    /// [`restore`](Self::restore), reporting progress to `observer`.
+    pub async fn restore_observed(&self, table: &str, file: &Path, observer: &dyn Observer) -> Result<u64, MigrateError> {
+        backfill::restore(&self.client, table, file, observer).await
+    }
+}
+
+/// The steps a quiet apply announces: the create-table step, one per
+/// schema or settings change, the export of removed entities, the rewrite
+/// (one for all entities) and the verification.
+fn quiet_steps(plan: &Plan) -> usize {
+    let mut steps = 1; // verify
+    let mut rewrite = false;
+    for change in &plan.changes {
+        match change {
+            Change::CreateTable { .. }
+            | Change::UpdateTtl { .. }
+            | Change::UpdateStream { .. }
+            | Change::UpdatePointInTimeRecovery { .. }
+            | Change::DeleteIndex { .. }
+            | Change::CreateIndex { .. } => steps += 1,
+            Change::Rewrite(_) => rewrite = true,
+            Change::RemoveEntity { .. } => rewrite = true,
+            Change::AddEntity { .. } | Change::CopyToNewTable { .. } => {}
+        }
+    }
+    let exports = plan.changes.iter().any(|c| matches!(c, Change::RemoveEntity { .. }));
+    steps + usize::from(rewrite) + usize::from(exports)
 }

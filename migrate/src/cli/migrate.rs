@@ -245,7 +245,7 @@ async fn online_apply(aws: &Aws, client: Client, plan: &Plan, opts: &ApplyOption
 pub(super) async fn restore_command(aws: &Aws, args: &RestoreArgs, quiet: bool) -> Result<ExitCode, MigrateError> {
     let progress = Progress::new(args.json, quiet);
     progress.step(None, &format!("Restoring the items of {} into `{}`...", args.file.display(), args.table));
-    let result = Migrator::new(aws.dynamodb()).restore(&args.table, &args.file).await;
+    let result = Migrator::new(aws.dynamodb()).restore_observed(&args.table, &args.file, &progress).await;
     progress.finish();
     let written = result?;
     let message = format!("Restored {written} items from {} into `{}`.", args.file.display(), args.table);
