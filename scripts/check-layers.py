@@ -44,6 +44,7 @@ LAYERS = {
         ["planner"],
         ["apply", "design"],
         ["online"],
+        ["status"],
         ["cli"],
         ["main", "lib"],
     ],

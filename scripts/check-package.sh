@@ -60,5 +60,21 @@ for crate in "${crates[@]}"; do
     packages+=(-p "$crate")
 done
 
+# Cargo unpacks the overlay registry's crates under $CARGO_HOME/registry/src
+# and reuses an unpacked copy of the same name and version from an earlier
+# run, so a crate changed since would be verified against its stale
+# sources (seen: "unresolved import `singletable::hash`" from a copy made
+# before that module existed). Only the overlay's copies of our own crates
+# go; crates.io's sources stay.
+version="$(cargo pkgid -p singletable | sed 's/.*[#@]//')"
+for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+    case "$(basename "$dir")" in
+        index.crates.io-*) continue ;;
+    esac
+    for crate in "${crates[@]}"; do
+        rm -rf "${dir}${crate}-${version}"
+    done
+done
+
 cargo package --allow-dirty "${profile[@]}" "${packages[@]}" "$@"
 echo "check-package: ${crates[*]} package and build on their own"

@@ -31,7 +31,9 @@ for arg in "$@"; do
             ;;
     esac
 done
-cargo test "${workspace[@]}" "$@" || status=$?
+# --no-fail-fast: a failing test binary does not hide the results of the
+# ones after it.
+cargo test --no-fail-fast "${workspace[@]}" "$@" || status=$?
 
 # The whole suite (no package picked) also checks the architecture and the
 # packaging, which need no database: one-way layers with no import cycles

@@ -48,6 +48,7 @@ mod raw;
 pub mod render;
 pub mod reserved;
 mod retry;
+pub mod status;
 
 pub use apply::{ApplyOptions, ApplyReport, Event, Migrator, Observer, Quiet};
 pub use online::{ContentReport, CutoverReport, OnlineMigration, Phase, ReplayStatus};
@@ -56,3 +57,4 @@ pub use live::{describe, LiveIndex, LiveTable};
 pub use plan::{diff, Action, Change, Defaults, EntityReport, Plan};
 pub use planner::{PlanRequest, Planned};
 pub use raw::RawItem;
+pub use status::{status, MigrationStatus};

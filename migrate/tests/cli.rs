@@ -692,7 +692,7 @@ async fn the_endpoint_flag_wins_over_the_environment() {
     command.args(&args).env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9");
     let r = output(command, "", &args).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, format!("Table `{}`: no online apply in progress.\n", t.name()));
+    assert_eq!(r.stdout, format!("Table `{}`:\nlock: free\nno online apply in progress\nbackfill: no checkpoints\n", t.name()));
 }
 
 #[test]

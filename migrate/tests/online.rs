@@ -145,6 +145,16 @@ async fn an_online_move_with_a_writer_loses_nothing() {
     let mut online = within(60, "start", migrator.start_online(&p, &opts, Arc::new(Print))).await.unwrap();
     let status = within(120, "catch-up", online.wait_caught_up()).await.unwrap();
     assert!(status.caught_up);
+    // What `migrate status` shows from another process meanwhile.
+    let seen = singletable_migrate::status(&client, &table, "pk", "sk").await.unwrap();
+    let lock = seen.lock.as_ref().expect("the lock is held");
+    assert!(lock.expires_in_s > 0.0, "{seen}");
+    let online_status = seen.online.as_ref().expect("an online apply in progress");
+    assert_eq!(online_status.phase, Phase::Expand);
+    assert!(!online_status.shards.is_empty(), "the replay saved its position: {seen}");
+    assert!(online_status.shards.iter().all(|s| s.saved_ago_s.is_some() && s.lag_s.is_some()), "{seen}");
+    let backfill = seen.backfills.first().expect("the backfill's checkpoints");
+    assert_eq!((backfill.segments, backfill.segments_done), (2, 2), "{seen}");
     // Cut-over: the old version stops writing first.
     stop.store(true, Ordering::SeqCst);
     let ledger = writer.await.unwrap();

@@ -42,6 +42,7 @@ use singletable::TableDesign;
 
 pub use crate::plan::Defaults;
 pub use options::{ApplyOptions, ApplyReport, Event, Observer, Quiet, VerifyReport, DEFAULT_PAGE_ITEMS};
+pub(crate) use options::Traced;
 
 use crate::error::MigrateError;
 use crate::fingerprint::{fingerprint, Fnv64};
@@ -202,6 +203,7 @@ impl Migrator {
 
     /// Applies `plan`. See the module docs for the guarantees.
     pub async fn apply(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<ApplyReport, MigrateError> {
+        let observer = options::Traced::wrap(&plan.table, observer);
         let Prepared { live, opts, at, checkpoints, already_applied } = self.prepare(plan, opts, &*observer, None).await?;
         let opts = &opts;
         let mut report = ApplyReport::default();
@@ -305,7 +307,7 @@ impl Migrator {
             }
         }
         step("verify every item against the new design, then record the design in the table".to_string());
-        let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight(), true).await?;
+        let verification = verify::verify(&self.client, plan, opts.segments, opts.in_flight(), true, &*observer).await?;
         let problems = verification.problems.clone();
         report.verification = Some(verification);
         // Checkpoints go before anything else happens, as checkpoints that

@@ -89,6 +89,8 @@ pub enum Event {
     Step { number: usize, total: usize, text: String },
     /// Backfill progress: items scanned so far of about `total`.
     Progress { scanned: u64, written: u64, total: Option<u64> },
+    /// Verification progress: items checked so far of about `total`.
+    Verified { checked: u64, total: Option<u64> },
     /// Something the user should know that does not stop the apply.
     Warning(String),
 }
@@ -97,6 +99,34 @@ pub enum Event {
 pub trait Observer: Send + Sync {
     /// Called from any task of the apply.
     fn event(&self, event: Event);
+}
+
+/// Logs every event through `tracing` (target `singletable_migrate`: steps
+/// and warnings at info and warn, progress at debug), then hands it on:
+/// what every apply's observer is wrapped in, so `RUST_LOG` shows the
+/// phases whatever the observer does.
+pub(crate) struct Traced {
+    pub table: String,
+    pub inner: std::sync::Arc<dyn Observer>,
+}
+
+impl Traced {
+    pub(crate) fn wrap(table: &str, inner: std::sync::Arc<dyn Observer>) -> std::sync::Arc<dyn Observer> {
+        std::sync::Arc::new(Traced { table: table.to_string(), inner })
+    }
+}
+
+impl Observer for Traced {
+    fn event(&self, event: Event) {
+        let table = self.table.as_str();
+        match &event {
+            Event::Step { number, total, text } => tracing::info!(table, step = *number, of = *total, "{text}"),
+            Event::Progress { scanned, written, total } => tracing::debug!(table, scanned, written, total, "progress"),
+            Event::Verified { checked, total } => tracing::debug!(table, checked, total, "verified"),
+            Event::Warning(text) => tracing::warn!(table, "{text}"),
+        }
+        self.inner.event(event);
+    }
 }
 
 /// Ignores every event.

@@ -268,7 +268,7 @@ pub(crate) async fn copy_to_new_table(
 
     observer.event(Event::Step { number: 3, total: 3, text: format!("verify `{to}`") });
     let copy_plan = Plan { table: to.to_string(), from: None, to: new.clone(), changes: vec![], entities: plan.entities.clone(), fingerprint: String::new(), defaults: plan.defaults.clone() };
-    let verification = verify(client, &copy_plan, segments, opts.in_flight(), true).await?;
+    let verification = verify(client, &copy_plan, segments, opts.in_flight(), true, &*observer).await?;
     let problems = verification.problems.clone();
     report.verification = Some(verification);
     if !problems.is_empty() {

@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::{EntityDesign, TableDesign};
 
 use super::backfill::{scan_page, Projection};
-use super::options::VerifyReport;
+use super::options::{Event, Observer, VerifyReport};
 use crate::error::MigrateError;
 use crate::plan::{Change, Plan};
 use crate::raw::RawItem;
@@ -65,7 +65,17 @@ fn projection(plan: &Plan) -> Option<Projection> {
 /// quiet apply, where nobody else creates or deletes); an online apply
 /// reconciles content at cut-over instead, since the application's own
 /// creates and deletes move the counts.
-pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32, in_flight: u32, plan_counts: bool) -> Result<VerifyReport, MigrateError> {
+/// [`Event::Verified`] goes to `observer` after each page.
+pub(crate) async fn verify(
+    client: &Client,
+    plan: &Plan,
+    segments: u32,
+    in_flight: u32,
+    plan_counts: bool,
+    observer: &dyn Observer,
+) -> Result<VerifyReport, MigrateError> {
+    let total = Some(plan.entities.iter().map(|e| e.items).sum::<u64>()).filter(|n| *n > 0);
+    let checked = std::sync::atomic::AtomicU64::new(0);
     let segments = segments.max(1);
     let design = &plan.to;
     let entity_attr = design.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
@@ -77,11 +87,13 @@ pub(crate) async fn verify(client: &Client, plan: &Plan, segments: u32, in_fligh
     let projection = projection(plan);
     let found = Mutex::new((HashMap::<String, u64>::new(), 0u64, Vec::<String>::new()));
     let tasks = (0..segments).map(|segment| {
-        let (found, entity_attr, removed, projection) = (&found, &entity_attr, &removed, projection.as_ref());
+        let (found, entity_attr, removed, projection, checked) = (&found, &entity_attr, &removed, projection.as_ref(), &checked);
         async move {
             let mut start = None;
             loop {
                 let (items, next) = scan_page(client, &plan.table, segment, segments, start, None, projection).await?;
+                let n = checked.fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed) + items.len() as u64;
+                observer.event(Event::Verified { checked: n, total });
                 for item in items {
                     if is_reserved_in(&item, &design.pk_attr) {
                         continue;

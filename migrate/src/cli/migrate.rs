@@ -278,9 +278,7 @@ pub(super) async fn request_command(aws: &Aws, table: &str, what: &str) -> Resul
 pub(super) async fn status_command(aws: &Aws, table: &str) -> Result<ExitCode, MigrateError> {
     let client = aws.dynamodb();
     let (pk, sk) = key_attrs(&client, table).await?;
-    match crate::online::phase(&client, table, &pk, &sk).await? {
-        Some(phase) => println!("Table `{table}`: an online apply is in phase {phase:?}."),
-        None => println!("Table `{table}`: no online apply in progress."),
-    }
+    let status = crate::status::status(&client, table, &pk, &sk).await?;
+    print!("Table `{table}`:\n{status}");
     Ok(ExitCode::SUCCESS)
 }

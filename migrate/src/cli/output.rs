@@ -54,11 +54,13 @@ struct Phase {
 /// A step's counts so far. Events come from every segment's task; a
 /// count never goes back even when an event overtakes a later one.
 struct Counts {
+    /// A verification (items checked, nothing written) or a backfill.
+    verify: bool,
     scanned: u64,
     written: u64,
     total: Option<u64>,
-    /// (scanned, written) on a terminal.
-    bars: Option<(ProgressBar, ProgressBar)>,
+    /// (scanned or verified, written) on a terminal.
+    bars: Option<(ProgressBar, Option<ProgressBar>)>,
     /// When a line was last printed, and whether newer counts are unshown.
     shown: Option<Instant>,
     unshown: bool,
@@ -188,10 +190,11 @@ impl Progress {
         }
     }
 
-    fn progress(&self, scanned: u64, written: u64, total: Option<u64>) {
+    fn progress(&self, scanned: u64, written: u64, total: Option<u64>, verify: bool) {
         let mut guard = self.phase.lock().expect("progress");
         let phase = guard.get_or_insert_with(|| Phase { started: Instant::now(), spinner: None, counts: None });
-        let counts = phase.counts.get_or_insert_with(|| Counts { scanned: 0, written: 0, total: None, bars: None, shown: None, unshown: false });
+        let counts =
+            phase.counts.get_or_insert_with(|| Counts { verify, scanned: 0, written: 0, total: None, bars: None, shown: None, unshown: false });
         counts.scanned = counts.scanned.max(scanned);
         counts.written = counts.written.max(written);
         counts.total = total.or(self.items);
@@ -212,10 +215,16 @@ impl Progress {
                             .with_prefix(label);
                         bars().add(bar)
                     };
-                    (bar("scanned", counts.total), bar("written", self.writes))
+                    if counts.verify {
+                        (bar("checked", counts.total), None)
+                    } else {
+                        (bar("scanned", counts.total), Some(bar("written", self.writes)))
+                    }
                 });
                 advance(scan, counts.scanned);
-                advance(write, counts.written);
+                if let Some(write) = write {
+                    advance(write, counts.written);
+                }
             }
             Out::Lines | Out::Json => {
                 let every = if self.out == Out::Json { Duration::from_secs(1) } else { Duration::from_secs(5) };
@@ -245,14 +254,13 @@ impl Progress {
             let rate = done as f64 / secs;
             estimate.filter(|e| *e > done && rate > 0.0).map(|e| Duration::from_secs_f64((e - done) as f64 / rate))
         };
-        let eta = left(counts.scanned, counts.total).or_else(|| left(counts.written, self.writes));
-        let message = format!(
-            "{} items scanned, {} written, {:.0} items/s{}",
-            of(counts.scanned, counts.total),
-            of(counts.written, self.writes),
-            rate,
-            eta.filter(|d| d.as_secs() > 0).map(|d| format!(", about {} left", HumanDuration(d))).unwrap_or_default()
-        );
+        let eta = left(counts.scanned, counts.total).or_else(|| left(counts.written, self.writes).filter(|_| !counts.verify));
+        let eta_text = eta.filter(|d| d.as_secs() > 0).map(|d| format!(", about {} left", HumanDuration(d))).unwrap_or_default();
+        let message = if counts.verify {
+            format!("{} items checked, {:.0} items/s{eta_text}", of(counts.scanned, counts.total), rate)
+        } else {
+            format!("{} items scanned, {} written, {:.0} items/s{eta_text}", of(counts.scanned, counts.total), of(counts.written, self.writes), rate)
+        };
         if self.is_json() {
             let details = json!({
                 "scanned": counts.scanned,
@@ -279,19 +287,23 @@ impl Progress {
         match self.out {
             Out::Bars | Out::Lines => {
                 if let Some((scan, write)) = &counts.bars {
-                    for bar in [scan, write] {
+                    for bar in std::iter::once(scan).chain(write) {
                         bar.finish_and_clear();
                         bars().remove(bar);
                     }
                 }
                 let took = phase.started.elapsed();
-                eline(&format!(
-                    "      {} items scanned, {} written in {} ({:.0} items/s)",
-                    HumanCount(counts.scanned),
-                    HumanCount(counts.written),
-                    HumanDuration(took),
-                    counts.scanned as f64 / took.as_secs_f64().max(1e-3)
-                ));
+                let rate = counts.scanned as f64 / took.as_secs_f64().max(1e-3);
+                if counts.verify {
+                    eline(&format!("      {} items checked in {} ({rate:.0} items/s)", HumanCount(counts.scanned), HumanDuration(took)));
+                } else {
+                    eline(&format!(
+                        "      {} items scanned, {} written in {} ({rate:.0} items/s)",
+                        HumanCount(counts.scanned),
+                        HumanCount(counts.written),
+                        HumanDuration(took),
+                    ));
+                }
             }
             Out::Json if counts.unshown => self.show_counts(&counts, phase.started),
             Out::Json | Out::Quiet => {}
@@ -303,7 +315,8 @@ impl Observer for Progress {
     fn event(&self, event: Event) {
         match event {
             Event::Step { number, total, text } => self.step(Some((number, total)), &text),
-            Event::Progress { scanned, written, total } => self.progress(scanned, written, total),
+            Event::Progress { scanned, written, total } => self.progress(scanned, written, total, false),
+            Event::Verified { checked, total } => self.progress(checked, 0, total, true),
             Event::Warning(text) => {
                 // Above the step's bars, which go on.
                 self.warning(&text)

@@ -138,6 +138,7 @@ impl Migrator {
     /// same plan, it goes on in the phase it reached (its lock must have
     /// expired or be this owner's).
     pub async fn start_online(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>) -> Result<OnlineMigration, MigrateError> {
+        let observer = crate::apply::Traced::wrap(&plan.table, observer);
         let streams = self.streams.clone().ok_or_else(|| {
             MigrateError::Other("an online apply reads the table's stream: give the Migrator a DynamoDB Streams client (Migrator::with_streams)".into())
         })?;
@@ -335,7 +336,7 @@ async fn replay_loop(
             // Saved only after the round's writes: a crash before replays
             // the round, which is harmless.
             for b in &batches {
-                state::save_shard(&at, &migration, &b.shard, &b.position).await?;
+                state::save_shard(&at, &migration, &b.shard, &b.position, Some(lag_max)).await?;
             }
             Some(next)
         } else {
@@ -541,7 +542,7 @@ impl OnlineMigration {
                 schema::delete_index(&self.client, &plan.table, &index.name).await?;
             }
         }
-        let verification = verify::verify(&self.client, &plan, opts.segments, opts.in_flight(), false).await?;
+        let verification = verify::verify(&self.client, &plan, opts.segments, opts.in_flight(), false, &*self.observer).await?;
         let problems = verification.problems.clone();
         self.report.verification = Some(verification);
         if !problems.is_empty() {

@@ -153,9 +153,22 @@ pub(crate) async fn load_shards(at: &Reserved, migration: &str) -> Result<HashMa
     Ok(out)
 }
 
-pub(crate) async fn save_shard(at: &Reserved, migration: &str, shard: &str, position: &ShardPosition) -> Result<(), MigrateError> {
+/// Saves where the replay stands in `shard`, with the round's replay lag
+/// (for `migrate status`).
+pub(crate) async fn save_shard(
+    at: &Reserved,
+    migration: &str,
+    shard: &str,
+    position: &ShardPosition,
+    lag: Option<f64>,
+) -> Result<(), MigrateError> {
     let mut item = reserved_key(&at.pk_attr, &at.sk_attr, &shard_sk(migration, shard));
     item.insert("shard".into(), s(shard));
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    item.insert("saved_at_ms".into(), AttributeValue::N(now_ms.to_string()));
+    if let Some(lag) = lag {
+        item.insert("lag_ms".into(), AttributeValue::N(((lag * 1000.0) as u64).to_string()));
+    }
     let pos = match position {
         ShardPosition::After(seq) => format!("after:{seq}"),
         ShardPosition::Done => "done".to_string(),
