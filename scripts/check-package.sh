@@ -60,12 +60,14 @@ for crate in "${crates[@]}"; do
     packages+=(-p "$crate")
 done
 
-# Cargo unpacks the overlay registry's crates under $CARGO_HOME/registry/src
-# and reuses an unpacked copy of the same name and version from an earlier
-# run, so a crate changed since would be verified against its stale
-# sources (seen: "unresolved import `singletable::hash`" from a copy made
-# before that module existed). Only the overlay's copies of our own crates
-# go; crates.io's sources stay.
+# Cargo treats the overlay registry's crates like crates.io's: never
+# changing for a given name and version. It reuses their unpacked sources
+# under $CARGO_HOME/registry/src and their compiled artifacts in the target
+# dir from an earlier run, so a crate changed since would be verified
+# against its stale self (seen: "unresolved import `singletable::hash`",
+# from a build made before that module existed). Both go first: the
+# overlay's unpacked copies of our crates (crates.io's sources stay) and
+# the build fingerprints of our crates (they rebuild; dependencies stay).
 version="$(cargo pkgid -p singletable | sed 's/.*[#@]//')"
 for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
     case "$(basename "$dir")" in
@@ -74,6 +76,10 @@ for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
     for crate in "${crates[@]}"; do
         rm -rf "${dir}${crate}-${version}"
     done
+done
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+for crate in "${crates[@]}"; do
+    rm -rf "$target_dir"/debug/.fingerprint/"$crate"-????????????????
 done
 
 cargo package --allow-dirty "${profile[@]}" "${packages[@]}" "$@"

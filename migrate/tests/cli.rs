@@ -537,8 +537,11 @@ async fn a_destroyed_entity_is_exported_and_restored() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines = json_lines(&r.stdout);
     let types: Vec<&str> = lines.iter().map(|v| v["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["step", "summary"]);
-    assert_eq!(lines[1]["summary"]["restored"], 1);
+    assert_eq!(types, ["step", "progress", "summary"]);
+    // Counted against the file's lines, never past them.
+    assert_eq!((lines[1]["progress"]["scanned"].as_u64(), lines[1]["progress"]["written"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(lines[1]["progress"]["estimated_items"].as_u64(), Some(1));
+    assert_eq!(lines[2]["summary"]["restored"], 1);
     assert_eq!(scan_count(&t, "Project").await, 1);
 }
 
@@ -609,8 +612,12 @@ async fn apply_json_reports_plan_steps_progress_and_summary_as_lines() {
     let steps: Vec<&serde_json::Value> = lines.iter().filter(|v| v["type"] == "step").map(|v| &v["step"]).collect();
     assert!(steps.iter().any(|s| s["text"] == "rewrite items (parallel scan)"), "{steps:?}");
     assert!(steps.iter().all(|s| s["number"].as_u64().unwrap() <= s["total"].as_u64().unwrap()), "{steps:?}");
-    let progress = lines.iter().rev().find(|v| v["type"] == "progress").expect("a progress line");
+    let progress = lines.iter().rev().find(|v| v["type"] == "progress" && v["progress"]["scanned"].is_u64()).expect("a backfill progress line");
     assert_eq!((progress["progress"]["scanned"].as_u64(), progress["progress"]["written"].as_u64()), (Some(3), Some(2)));
+    // The verification counts the items it checked (the toolkit's own
+    // items are not among them), against the plan's count.
+    let verified = lines.iter().rev().find(|v| v["type"] == "progress" && v["progress"]["checked"].is_u64()).expect("a verification progress line");
+    assert_eq!((verified["progress"]["checked"].as_u64(), verified["progress"]["estimated_items"].as_u64()), (Some(3), Some(3)));
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!((summary["updated"].as_u64(), summary["moved"].as_u64(), summary["scanned"].as_u64()), (Some(2), Some(0), Some(3)));
     assert_eq!(summary["verification"]["counts"], serde_json::json!({"Project": 1, "User": 2}));

@@ -216,10 +216,12 @@ pub(crate) async fn copy_to_new_table(
         .collect();
     let segments = opts.segments.max(1);
     let budget = Budget::new(opts.max_wcu, opts.in_flight());
-    let (copied, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (copied, skipped, scanned) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let total = Some(plan.entities.iter().map(|e| e.items).sum::<u64>()).filter(|n| *n > 0);
     let entity_attr = new.entities.first().map(|e| e.entity_attr.to_string()).unwrap_or_else(|| "_et".into());
     let tasks = (0..segments).map(|segment| {
-        let (budget, copied, skipped, old_keys, entity_attr, observer) = (&budget, &copied, &skipped, &old_keys, &entity_attr, observer.clone());
+        let (budget, copied, skipped, scanned, old_keys, entity_attr, observer) =
+            (&budget, &copied, &skipped, &scanned, &old_keys, &entity_attr, observer.clone());
         async move {
             let mut start = None;
             loop {
@@ -229,6 +231,7 @@ pub(crate) async fn copy_to_new_table(
                 };
                 let mut puts = Vec::new();
                 let mut units = 0.0;
+                let read = scanned.fetch_add(items.len() as u64, Ordering::Relaxed) + items.len() as u64;
                 for item in items {
                     if is_reserved_in(&item, &old.pk_attr) {
                         continue;
@@ -250,7 +253,7 @@ pub(crate) async fn copy_to_new_table(
                     batch_write(client, to, puts, units, budget).await?;
                 }
                 let done = copied.fetch_add(n, Ordering::Relaxed) + n;
-                observer.event(Event::Progress { scanned: done, written: done, total: None });
+                observer.event(Event::Progress { scanned: read, written: done, total });
                 match next {
                     Some(k) => start = Some(k),
                     None => return Ok::<(), MigrateError>(()),

@@ -92,7 +92,8 @@ pub(crate) async fn verify(
             let mut start = None;
             loop {
                 let (items, next) = scan_page(client, &plan.table, segment, segments, start, None, projection).await?;
-                let n = checked.fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed) + items.len() as u64;
+                let own = items.iter().filter(|i| !is_reserved_in(i, &design.pk_attr)).count() as u64;
+                let n = checked.fetch_add(own, std::sync::atomic::Ordering::Relaxed) + own;
                 observer.event(Event::Verified { checked: n, total });
                 for item in items {
                     if is_reserved_in(&item, &design.pk_attr) {

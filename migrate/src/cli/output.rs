@@ -262,14 +262,23 @@ impl Progress {
             format!("{} items scanned, {} written, {:.0} items/s{eta_text}", of(counts.scanned, counts.total), of(counts.written, self.writes), rate)
         };
         if self.is_json() {
-            let details = json!({
-                "scanned": counts.scanned,
-                "written": counts.written,
-                "estimated_items": counts.total,
-                "estimated_writes": self.writes,
-                "items_per_second": (rate * 10.0).round() / 10.0,
-                "eta_seconds": eta.map(|d| d.as_secs()),
-            });
+            let details = if counts.verify {
+                json!({
+                    "checked": counts.scanned,
+                    "estimated_items": counts.total,
+                    "items_per_second": (rate * 10.0).round() / 10.0,
+                    "eta_seconds": eta.map(|d| d.as_secs()),
+                })
+            } else {
+                json!({
+                    "scanned": counts.scanned,
+                    "written": counts.written,
+                    "estimated_items": counts.total,
+                    "estimated_writes": self.writes,
+                    "items_per_second": (rate * 10.0).round() / 10.0,
+                    "eta_seconds": eta.map(|d| d.as_secs()),
+                })
+            };
             json::emit("info", "progress", &message, Some(details));
         } else {
             eline(&format!("      {message}"));
