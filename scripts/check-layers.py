@@ -34,7 +34,7 @@ LAYERS = {
         ["private", "lib"],
     ],
     "migrate/src": [
-        ["error"],
+        ["error", "civil"],
         ["raw", "retry"],
         ["ddb_json", "live"],
         ["fingerprint", "reserved"],

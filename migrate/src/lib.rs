@@ -33,6 +33,7 @@
 
 pub mod analyze;
 pub mod apply;
+mod civil;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod ddb_json;

@@ -393,18 +393,7 @@ pub fn export(design: &TableDesign, opts: &ExportOptions) -> Result<Export, Migr
 /// A time as Workbench writes it: `"Jan 12, 2023, 10:14 AM"` (UTC).
 pub fn workbench_date(secs_since_epoch: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = secs_since_epoch.div_euclid(86_400);
-    let secs = secs_since_epoch.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, secs) = crate::civil::civil(secs_since_epoch);
     let (hour, minute) = (secs / 3600, secs % 3600 / 60);
     let (h12, ampm) = match hour {
         0 => (12, "AM"),
