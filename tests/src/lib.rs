@@ -24,6 +24,8 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::Client;
 
+pub mod faults;
+
 /// Environment variable naming an already running DynamoDB endpoint.
 pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_DYNAMODB";
 
