@@ -463,7 +463,6 @@ fn key_sk(body: &serde_json::Value) -> Option<&str> {
 /// DeleteItem). Its answer is lost; the SDK sends it again, and the
 /// second attempt finds no lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "migrate/src/apply/state.rs:202-218 (Lease::release): the SDK's retry of the lock's conditional DeleteItem (#owner = :owner) after a lost answer fails with ConditionalCheckFailed, the first attempt having deleted the lock, and Migrator::apply (migrate/src/apply/mod.rs:244, `lease.release().await?`) returns Err(Dynamo \"DeleteItem (lock)\") for an apply that completed and recorded its design (online: OnlineMigration::complete, migrate/src/online/mod.rs:561, likewise)"]
 async fn an_apply_whose_lock_release_lost_its_answer_succeeds() {
     let _one = one_at_a_time().await;
     let s = seed(Scenario::KeyMove, config(200, 1, Rename::Name)).await;
@@ -483,7 +482,6 @@ async fn an_apply_whose_lock_release_lost_its_answer_succeeds() {
 /// One such delete is applied, its answer lost; the SDK sends it again,
 /// and the second attempt finds no item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "migrate/src/online/contract.rs:125 (delete_unchanged): the SDK's retry of a contract DeleteItem after a lost answer fails with ConditionalCheckFailed (the first attempt deleted the old form) and is taken as a changed item, so OnlineMigration::complete (migrate/src/online/mod.rs:533) fails with Verification '(ORG#.., USER#..): the old form changed after cut-over (an old application version still writing?); left in place' for an item that was neither changed nor left in place (it is deleted)"]
 async fn a_contract_delete_whose_answer_was_lost_is_not_reported_as_changed() {
     let _one = one_at_a_time().await;
     let s = seed(Scenario::KeyMove, config(200, 1, Rename::Name)).await;

@@ -631,7 +631,6 @@ async fn transactions_stay_all_or_nothing_under_faults() {
 /// closes), and the SDK sends it again: the second attempt meets the item
 /// the first one wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "core/src/ops/write.rs:53-55 (WriteMeta::explain, for Table::create) maps the ConditionalCheckFailed of the SDK's own retry of the PutItem, after a lost answer, to Error::AlreadyExists ('nothing was written', core/src/error/mod.rs:19-24) without comparing the stored item (returned ALL_OLD) with the one it sent: the call wrote the item and reports it did not"]
 async fn a_create_whose_answer_was_lost_is_not_reported_as_already_exists() {
     let _one = one_at_a_time().await;
     let proxy = FaultProxy::start(1).await;

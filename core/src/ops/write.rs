@@ -183,6 +183,11 @@ impl Table {
     pub(crate) async fn send_put(&self, put: PreparedPut) -> Result<(), Error> {
         let (names, values) = put.expr.into_maps();
         let (started, entity) = (Instant::now(), Some(put.meta.entity.entity.as_ref()));
+        // Kept to recognise our own write: the SDK sends a request again
+        // when its answer is lost, and the second attempt of a conditional
+        // put whose first one landed fails its condition on the item the
+        // first one wrote.
+        let sent = put.meta.conditional.then(|| put.item.clone());
         let result = self
             .client()
             .put_item()
@@ -201,6 +206,15 @@ impl Table {
                 Ok(())
             }
             Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c))
+                    if c.item().is_some() && c.item() == sent.as_ref() =>
+                {
+                    // The stored item is the one this call sent, attribute
+                    // for attribute (managed stamps and version included):
+                    // an earlier attempt of this very request wrote it.
+                    tracing::debug!(target: "singletable", table = self.name(), entity, "PutItem: the condition failed on the item this call wrote (a retried request); done");
+                    Ok(())
+                }
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
                     Err(put.meta.error(put.meta.explain(c.item())))
                 }

@@ -203,7 +203,7 @@ impl Lease {
         self.heartbeat.abort();
         // Retried: a finished apply should not report failure because one
         // delete of its lock met a passing server error.
-        retrying(|| {
+        let result = retrying(|| {
             self.at
                 .client
                 .delete_item()
@@ -212,11 +212,27 @@ impl Lease {
                 .condition_expression("#owner = :owner")
                 .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":owner", s(&self.owner))
+                .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
         })
-        .await
-        .map_err(|e| MigrateError::dynamo("DeleteItem (lock)", &self.at.table, e))?;
-        Ok(())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                // No lock: an earlier attempt of this delete removed it
+                // and its answer was lost (the SDK sent it again). A lock
+                // of someone else's is theirs to release; the work under
+                // ours is done either way.
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => {
+                    if let Some(held) = c.item() {
+                        let owner = held.get("owner").and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
+                        tracing::warn!(table = %self.at.table, owner, "the lock to release is held by another apply now; left to it");
+                    }
+                    Ok(())
+                }
+                _ => Err(MigrateError::dynamo("DeleteItem (lock)", &self.at.table, e)),
+            },
+        }
     }
 
     /// Deletes the lock if it has expired: what an apply killed after its

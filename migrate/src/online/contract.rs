@@ -91,8 +91,10 @@ pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segment
     Ok(Contracted { deleted: deleted.into_inner(), changed })
 }
 
-/// Deletes `key` if the item still is `item`; `false` when it changed (or
-/// is gone).
+/// Deletes `key` if the item still is `item`; `false` when it changed.
+/// An item already gone counts as deleted: the SDK sends a request again
+/// when its answer is lost, and the second attempt of a delete whose
+/// first one landed fails its condition on no item at all.
 async fn delete_unchanged(client: &Client, table: &str, pk: &str, key: RawItem, item: &RawItem, budget: &Budget) -> Result<bool, MigrateError> {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut values: HashMap<String, AttributeValue> = HashMap::new();
@@ -116,13 +118,16 @@ async fn delete_unchanged(client: &Client, table: &str, pk: &str, key: RawItem, 
             .condition_expression(&condition)
             .set_expression_attribute_names(Some(names.clone()))
             .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+            .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await
     })
     .await;
     match result {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-        Err(e) => Err(MigrateError::dynamo("DeleteItem (contract)", table, e)),
+        Err(e) => match e.as_service_error() {
+            Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => Ok(c.item().is_none()),
+            _ => Err(MigrateError::dynamo("DeleteItem (contract)", table, e)),
+        },
     }
 }
