@@ -66,6 +66,45 @@ pub async fn client() -> Client {
     Client::new(&config)
 }
 
+/// Every record of `table`'s stream so far, oldest first in each shard,
+/// with the stream's ARN: what the stream tests decode, read through
+/// DynamoDB Streams from the test server (TRIM_HORIZON, to the end).
+pub async fn stream_records(client: &Client, table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint().await)
+        .credentials_provider(Credentials::new("local", "local", None, None, "singletable-tests"))
+        .region(Region::new("us-east-1"))
+        .load()
+        .await;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let desc = client.describe_table().table_name(table).send().await.unwrap().table.unwrap();
+    let arn = desc.latest_stream_arn().expect("the table has a stream").to_string();
+    let shards = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(it) = iterator.take() {
+            let out = streams.get_records().shard_iterator(it).send().await.unwrap();
+            let got = out.records.unwrap_or_default();
+            if got.is_empty() {
+                break;
+            }
+            records.extend(got);
+            iterator = out.next_shard_iterator;
+        }
+    }
+    (arn, records)
+}
+
 /// The DynamoDB endpoint the tests use: `AWS_ENDPOINT_URL_DYNAMODB` if set,
 /// else the URL of this process's own DynamoDB Local (started on first use).
 pub async fn endpoint() -> String {

@@ -9,9 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 use serde_json::{json, Value};
 use singletable::aws_lambda_events::event::dynamodb::Event;
 use singletable::{AttributeValue, Change, ChangeKind, Collection, Document, Error, Item, StreamView, Table, TableDesign};
@@ -92,61 +90,32 @@ fn image_json(m: &HashMap<String, StreamValue>) -> Value {
 
 /// Every record of the table's stream, as a Lambda event.
 async fn stream_as_lambda_event(table: &Table) -> Value {
-    let endpoint = singletable_tests::endpoint().await;
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("local", "local", None, None, "singletable-tests"))
-        .region(Region::new("us-east-1"))
-        .load()
-        .await;
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let desc = table.client().describe_table().table_name(table.name()).send().await.unwrap().table.unwrap();
-    let arn = desc.latest_stream_arn().expect("the table has a stream").to_string();
-    let shards = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap_or_default();
+    let (arn, got) = singletable_tests::stream_records(table.client(), table.name()).await;
     let mut records = Vec::new();
-    for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        while let Some(it) = iterator.take() {
-            let out = streams.get_records().shard_iterator(it).send().await.unwrap();
-            let got = out.records.unwrap_or_default();
-            if got.is_empty() {
-                break;
-            }
-            for r in got {
-                let d = r.dynamodb.unwrap();
-                let mut change = json!({
-                    "ApproximateCreationDateTime": d.approximate_creation_date_time.map_or(0.0, |t| t.as_secs_f64()),
-                    "Keys": image_json(d.keys.as_ref().unwrap()),
-                    "SequenceNumber": d.sequence_number,
-                    "SizeBytes": d.size_bytes.unwrap_or(0),
-                    "StreamViewType": d.stream_view_type.map(|v| v.as_str().to_string()),
-                });
-                if let Some(new) = &d.new_image {
-                    change["NewImage"] = image_json(new);
-                }
-                if let Some(old) = &d.old_image {
-                    change["OldImage"] = image_json(old);
-                }
-                records.push(json!({
-                    "eventID": r.event_id,
-                    "eventName": r.event_name.map(|n| n.as_str().to_string()),
-                    "eventVersion": r.event_version,
-                    "eventSource": "aws:dynamodb",
-                    "awsRegion": "us-east-1",
-                    "eventSourceARN": arn,
-                    "dynamodb": change,
-                }));
-            }
-            iterator = out.next_shard_iterator;
+    for r in got {
+        let d = r.dynamodb.unwrap();
+        let mut change = json!({
+            "ApproximateCreationDateTime": d.approximate_creation_date_time.map_or(0.0, |t| t.as_secs_f64()),
+            "Keys": image_json(d.keys.as_ref().unwrap()),
+            "SequenceNumber": d.sequence_number,
+            "SizeBytes": d.size_bytes.unwrap_or(0),
+            "StreamViewType": d.stream_view_type.map(|v| v.as_str().to_string()),
+        });
+        if let Some(new) = &d.new_image {
+            change["NewImage"] = image_json(new);
         }
+        if let Some(old) = &d.old_image {
+            change["OldImage"] = image_json(old);
+        }
+        records.push(json!({
+            "eventID": r.event_id,
+            "eventName": r.event_name.map(|n| n.as_str().to_string()),
+            "eventVersion": r.event_version,
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": arn,
+            "dynamodb": change,
+        }));
     }
     json!({ "Records": records })
 }

@@ -7,10 +7,8 @@
 
 use std::collections::HashMap;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record};
 use serde_json::json;
 use singletable::aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
 use singletable::{ChangeKind, Error, Item, Table};
@@ -75,40 +73,11 @@ fn lambda_record(stream_arn: &str, r: &Record) -> EventRecord {
     record
 }
 
-/// Every record of the table's stream so far, oldest first.
+/// Every record of the table's stream so far, oldest first, as Lambda
+/// receives them.
 async fn stream_records(table: &Table) -> Vec<EventRecord> {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(singletable_tests::endpoint().await)
-        .credentials_provider(Credentials::new("local", "local", None, None, "singletable-tests"))
-        .region(Region::new("us-east-1"))
-        .load()
-        .await;
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let desc = table.client().describe_table().table_name(table.name()).send().await.unwrap().table.unwrap();
-    let arn = desc.latest_stream_arn().expect("the design turns the stream on").to_string();
-    let shards = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap_or_default();
-    let mut records = Vec::new();
-    for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        while let Some(it) = iterator.take() {
-            let out = streams.get_records().shard_iterator(it).send().await.unwrap();
-            let got = out.records.unwrap_or_default();
-            if got.is_empty() {
-                break;
-            }
-            records.extend(got.iter().map(|r| lambda_record(&arn, r)));
-            iterator = out.next_shard_iterator;
-        }
-    }
-    records
+    let (arn, records) = singletable_tests::stream_records(table.client(), table.name()).await;
+    records.iter().map(|r| lambda_record(&arn, r)).collect()
 }
 
 fn event(records: &[EventRecord]) -> Event {
