@@ -441,7 +441,7 @@ async fn online_apply(h: Arc<Harness>) -> DriverOutcome {
     let mut out = DriverOutcome::default();
     tokio::time::sleep(WARM_UP).await;
     h.mark("starting the online apply");
-    let migrator = Migrator::new(h.client.clone()).with_streams(streams_client().await);
+    let migrator = Migrator::new(h.client.clone()).with_streams(singletable_tests::streams_client().await);
     let opts = ApplyOptions { page_size: Some(500), ..ApplyOptions::default() };
     let t = Instant::now();
     // The bounds add up to 3 minutes: a stalled phase fails the test, not
@@ -497,15 +497,6 @@ async fn bounded<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
 }
 
-async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "chaos"))
-        .endpoint_url(singletable_tests::endpoint().await)
-        .build();
-    aws_sdk_dynamodbstreams::Client::from_conf(config)
-}
 
 /// No migration: the old version writes, then "switches" to the same
 /// design. Every number must be 0, so a non-zero one in a scenario is

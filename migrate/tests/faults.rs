@@ -103,15 +103,6 @@ async fn bounded<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
 }
 
-async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "faults"))
-        .endpoint_url(singletable_tests::endpoint().await)
-        .build();
-    aws_sdk_dynamodbstreams::Client::from_conf(config)
-}
 
 /// Collects the apply's warnings.
 #[derive(Default)]
@@ -403,7 +394,7 @@ async fn online_apply_with_writers_completes_under_faults() {
     let s = seed(scenario, config(1_500, 4, Rename::Name)).await;
     let proxy = FaultProxy::start(0x0C33).await;
     let writers_client = proxy.client("writers").await;
-    let migrator = Migrator::new(proxy.client("migrator").await).with_streams(streams_client().await);
+    let migrator = Migrator::new(proxy.client("migrator").await).with_streams(singletable_tests::streams_client().await);
     let h = Arc::new(Harness::new(writers_client, old_design(&s.table), scenario.new_design(&s.table), s.plan.clone(), s.config.clone(), s.seeded.clone()));
     proxy.set(mixed_faults());
     let writers: Vec<_> = (0..h.writers()).map(|k| tokio::spawn(harness::writer::<v1::User, key_move::User>(h.clone(), k))).collect();
@@ -486,7 +477,7 @@ async fn a_contract_delete_whose_answer_was_lost_is_not_reported_as_changed() {
     let _one = one_at_a_time().await;
     let s = seed(Scenario::KeyMove, config(200, 1, Rename::Name)).await;
     let proxy = FaultProxy::start(2).await;
-    let migrator = Migrator::new(proxy.client("migrator").await).with_streams(streams_client().await);
+    let migrator = Migrator::new(proxy.client("migrator").await).with_streams(singletable_tests::streams_client().await);
     let opts = ApplyOptions::default();
     let mut online = bounded(60, "start", migrator.start_online(&s.plan, &opts, Arc::new(Warnings::default()))).await.unwrap();
     bounded(60, "catch-up", online.wait_caught_up()).await.unwrap();

@@ -43,16 +43,6 @@ fn new_design(table: &str) -> TableDesign {
     TableDesign::new(table).entity::<v2::User>().build().unwrap()
 }
 
-async fn streams() -> aws_sdk_dynamodbstreams::Client {
-    let endpoint = singletable_tests::endpoint().await;
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodbstreams::Client::from_conf(config)
-}
 
 /// Every phase is bounded: a hang fails the test instead of the suite.
 async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -140,7 +130,7 @@ async fn an_online_move_with_a_writer_loses_nothing() {
     let writer = tokio::spawn(old_writer(client.clone(), table.clone(), stop.clone(), n));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let migrator = Migrator::new(client.clone()).with_streams(streams().await);
+    let migrator = Migrator::new(client.clone()).with_streams(singletable_tests::streams_client().await);
     let opts = ApplyOptions { segments: 2, page_size: Some(200), ..ApplyOptions::default() };
     let mut online = within(60, "start", migrator.start_online(&p, &opts, Arc::new(Print))).await.unwrap();
     let status = within(120, "catch-up", online.wait_caught_up()).await.unwrap();

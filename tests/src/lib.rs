@@ -66,18 +66,23 @@ pub async fn client() -> Client {
     Client::new(&config)
 }
 
-/// Every record of `table`'s stream so far, oldest first in each shard,
-/// with the stream's ARN: what the stream tests decode, read through
-/// DynamoDB Streams from the test server (TRIM_HORIZON, to the end).
-pub async fn stream_records(client: &Client, table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
-    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+/// A DynamoDB Streams client for the test server.
+pub async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint().await)
         .credentials_provider(Credentials::new("local", "local", None, None, "singletable-tests"))
         .region(Region::new("us-east-1"))
         .load()
         .await;
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    aws_sdk_dynamodbstreams::Client::new(&config)
+}
+
+/// Every record of `table`'s stream so far, oldest first in each shard,
+/// with the stream's ARN: what the stream tests decode, read through
+/// DynamoDB Streams from the test server (TRIM_HORIZON, to the end).
+pub async fn stream_records(client: &Client, table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let streams = streams_client().await;
     let desc = client.describe_table().table_name(table).send().await.unwrap().table.unwrap();
     let arn = desc.latest_stream_arn().expect("the table has a stream").to_string();
     let shards = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap_or_default();
