@@ -21,9 +21,10 @@ pub(crate) use transact::describe_reasons;
 /// conditional write — [`Error::AlreadyExists`],
 /// [`Error::ConditionFailed`], [`Error::VersionConflict`],
 /// [`Error::NotFound`], [`Error::TransactionCanceled`] — and mean nothing
-/// was written either. (A put whose condition fails on an item equal to
-/// the one it sent succeeds instead: that is its own earlier attempt,
-/// which the SDK sent again when the answer was lost.) [`Error::Dynamo`]
+/// was written either. (A put the SDK had to send more than once whose
+/// condition then fails on an item equal to the one it sent succeeds
+/// instead: that item is its own earlier attempt's, whose answer was
+/// lost.) [`Error::Dynamo`]
 /// is a failed request, and
 /// [`Error::BatchIncomplete`] lists exactly what a batch left undone.
 #[derive(Debug, thiserror::Error)]

@@ -188,6 +188,7 @@ impl Table {
         // put whose first one landed fails its condition on the item the
         // first one wrote.
         let sent = put.meta.conditional.then(|| put.item.clone());
+        let attempts = Attempts::default();
         let result = self
             .client()
             .put_item()
@@ -198,6 +199,8 @@ impl Table {
             .set_expression_attribute_values(values)
             .set_return_values_on_condition_check_failure(put.meta.return_old())
             .return_consumed_capacity(trace::CAPACITY)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
             .await;
         match result {
@@ -207,11 +210,14 @@ impl Table {
             }
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c))
-                    if c.item().is_some() && c.item() == sent.as_ref() =>
+                    if attempts.retried() && c.item().is_some() && c.item() == sent.as_ref() =>
                 {
-                    // The stored item is the one this call sent, attribute
-                    // for attribute (managed stamps and version included):
-                    // an earlier attempt of this very request wrote it.
+                    // The request was sent more than once and the stored
+                    // item is the one it carries, attribute for attribute
+                    // (managed stamps and version included): an earlier
+                    // attempt of this very request wrote it. (Without a
+                    // retry, an equal item is someone else's, and the
+                    // condition's verdict stands.)
                     tracing::debug!(target: "singletable", table = self.name(), entity, "PutItem: the condition failed on the item this call wrote (a retried request); done");
                     Ok(())
                 }
@@ -437,6 +443,33 @@ impl Table {
                 Error::dynamo("DeleteItem", self.name(), e)
             })?;
         trace::sent("DeleteItem", self.name(), Some(T::DESIGN.entity.as_ref()), started, trace::units(out.consumed_capacity()), 1);
+        Ok(())
+    }
+}
+
+/// Counts the attempts the SDK makes of one request (it sends a request
+/// again after a throttle, a server error or a lost answer).
+#[derive(Debug, Clone, Default)]
+struct Attempts(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Attempts {
+    fn retried(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "singletable::Attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
