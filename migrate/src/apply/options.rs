@@ -101,10 +101,10 @@ pub trait Observer: Send + Sync {
     fn event(&self, event: Event);
 }
 
-/// Logs every event through `tracing` (target `singletable_migrate`: steps
-/// and warnings at info and warn, progress at debug), then hands it on:
-/// what every apply's observer is wrapped in, so `RUST_LOG` shows the
-/// phases whatever the observer does.
+/// Logs every event through `tracing` at debug level (the observer is
+/// what shows them to a user; the CLI prints them), then hands it on: what
+/// every apply's observer is wrapped in, so `RUST_LOG=singletable_migrate=debug`
+/// shows the phases on the log's timeline whatever the observer does.
 pub(crate) struct Traced {
     pub table: String,
     pub inner: std::sync::Arc<dyn Observer>,
@@ -120,10 +120,10 @@ impl Observer for Traced {
     fn event(&self, event: Event) {
         let table = self.table.as_str();
         match &event {
-            Event::Step { number, total, text } => tracing::info!(table, step = *number, of = *total, "{text}"),
+            Event::Step { number, total, text } => tracing::debug!(table, step = *number, of = *total, "{text}"),
             Event::Progress { scanned, written, total } => tracing::debug!(table, scanned, written, total, "progress"),
             Event::Verified { checked, total } => tracing::debug!(table, checked, total, "verified"),
-            Event::Warning(text) => tracing::warn!(table, "{text}"),
+            Event::Warning(text) => tracing::debug!(table, warning = true, "{text}"),
         }
         self.inner.event(event);
     }
