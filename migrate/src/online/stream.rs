@@ -359,7 +359,9 @@ impl StreamTail {
                 any = true;
             }
             s.iterator = read.next;
-            if s.iterator.is_none() && !s.closed {
+            // No next iterator: the shard ended (its children need listing)
+            // or, on DynamoDB Local, an open shard answered without one.
+            if s.iterator.is_none() {
                 self.shard_may_have_ended = true;
             }
             let finished = s.iterator.is_none() && s.closed;
