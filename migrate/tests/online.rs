@@ -88,6 +88,27 @@ fn s(item: &HashMap<String, AttributeValue>, a: &str) -> String {
     item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
 }
 
+/// Sends a write again while DynamoDB Local answers InternalFailure: on a
+/// file-backed database (scripts/dynamodb-local.sh) it does so at times to
+/// a write made while the apply turns the stream on. The writes here are
+/// whole puts and deletes, so sending one again is harmless; only the
+/// acknowledged one enters the ledger.
+async fn local_retry<F, Fut>(mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), singletable::Error>>,
+{
+    for attempt in 1.. {
+        match write().await {
+            Ok(()) => return,
+            Err(e) if attempt < 20 && e.to_string().contains("InternalFailure") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
 /// One writer on the old form: increments, deletes and creates, keeping a
 /// ledger of what was acknowledged (id -> Some(n) or None for deleted).
 async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, n: usize) -> HashMap<String, Option<u64>> {
@@ -101,15 +122,18 @@ async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, n: usi
         let org = format!("o{}", i % 5);
         match (step % 10, ledger[&id]) {
             (0, Some(_)) => {
-                t.delete::<v1::User>(&(org, id.clone())).await.unwrap();
+                let key = (org, id.clone());
+                local_retry(|| t.delete::<v1::User>(&key)).await;
                 ledger.insert(id, None);
             }
             (_, None) => {
-                t.put(&v1::User { org, id: id.clone(), n: 100 }).await.unwrap();
+                let user = v1::User { org, id: id.clone(), n: 100 };
+                local_retry(|| t.put(&user)).await;
                 ledger.insert(id, Some(100));
             }
             (_, Some(v)) => {
-                t.put(&v1::User { org, id: id.clone(), n: v + 1 }).await.unwrap();
+                let user = v1::User { org, id: id.clone(), n: v + 1 };
+                local_retry(|| t.put(&user)).await;
                 ledger.insert(id, Some(v + 1));
             }
         }
