@@ -25,12 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LAYERS = {
     "core/src": [
-        ["error", "key", "expr", "hash", "size"],
+        ["error", "key", "expr", "hash", "reserved", "size"],
         ["attr", "template"],
         ["design"],
         ["item", "field", "condition", "managed", "collection", "stream"],
         ["table"],
         ["ops"],
+        ["migrating"],
         ["private", "lib"],
     ],
     "migrate/src": [

@@ -24,19 +24,13 @@ use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::retry::retrying;
 
-/// The partition key value of every reserved item.
-pub const RESERVED_PK: &str = "#SINGLETABLE";
-/// Sort key of the recorded design.
-pub const DESIGN_SK: &str = "#DESIGN";
+pub use singletable::reserved::{DESIGN_ATTR, DESIGN_SK, ONLINE_SK, PHASE_ATTR, RESERVED_PK, WRITE_TOKEN_ATTR};
+
 /// Sort key of the apply lock.
 pub const LOCK_SK: &str = "#LOCK";
-/// Sort key of the online apply's state (its phase).
-pub const ONLINE_SK: &str = "#ONLINE";
 /// Sort key prefix of checkpoints: `#CHECKPOINT#<migration id>#<segment>`.
 pub const CHECKPOINT_PREFIX: &str = "#CHECKPOINT#";
 
-/// Attribute of the design item holding the design as JSON (a string).
-pub const DESIGN_ATTR: &str = "design";
 /// Attribute of the design item holding when it was recorded (epoch seconds).
 pub const RECORDED_AT_ATTR: &str = "recorded_at";
 /// Attribute of the design item naming the toolkit version that wrote it.

@@ -107,6 +107,7 @@ pub async fn status(client: &Client, table: &str, pk_attr: &str, sk_attr: &str) 
         } else if sk == ONLINE_SK {
             let phase = match text(item, "phase") {
                 Some("cutover") => Phase::CutOver,
+                Some("contract") => Phase::Contract,
                 _ => Phase::Expand,
             };
             out.online = Some(OnlineStatus {

@@ -273,6 +273,8 @@ async fn observed_phase(ctx: &Ctx, table: &str, new: &TableDesign, log: &str, st
         Some(Phase::CutOver) if stage == Stage::Contract && log.contains("delete old forms") => "contract: deleting old forms, verifying",
         Some(Phase::CutOver) if stage == Stage::Contract => "contract: requested, starting",
         Some(Phase::CutOver) => "cut-over: done, waiting for complete",
+        Some(Phase::Contract) if log.contains("delete old forms") => "contract: deleting old forms, verifying",
+        Some(Phase::Contract) => "contract: phase saved, waiting for migrating tables to see it",
     };
     p.to_string()
 }

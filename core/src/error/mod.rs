@@ -210,6 +210,18 @@ pub enum Error {
     #[error("collection `{collection}`: {} at ({}, {}) is not one of its entities ({expected})", found.as_deref().map(|f| format!("entity `{f}`")).unwrap_or_else(|| "an item without an entity-type attribute".to_string()), pk.as_deref().unwrap_or("?"), sk.as_deref().unwrap_or("?"))]
     UnknownEntity { collection: &'static str, found: Option<String>, expected: String, pk: Option<String>, sk: Option<String> },
 
+    /// A migrating table (see [`MigratingTable`](crate::MigratingTable))
+    /// reads an item's old form by a key rendered from the new key's
+    /// fields; this entity's old key needs fields its new key does not
+    /// hold, so there is no way to find the old form from a new key.
+    #[error("{entity}: a migrating table cannot find the old form of an item from its new key: the old key template needs {}, which the new key does not hold; migrate this entity without migrate-on-read (stop writers at cut-over)", missing.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
+    OldKeyNotDerivable { entity: String, missing: Vec<String> },
+
+    /// The migration state a migrating table reads from the table is not
+    /// one it understands (a newer toolkit wrote it?).
+    #[error("table `{table}`: migration state: {reason}")]
+    MigrationState { table: String, reason: String },
+
     /// A stream record could not be decoded.
     #[error("stream record `{event_id}`: {problem}")]
     StreamRecord {

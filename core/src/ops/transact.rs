@@ -336,7 +336,7 @@ impl<'t> Transaction<'t> {
     }
 }
 
-fn cancel_reason(action: usize, meta: &WriteMeta, r: &aws_sdk_dynamodb::types::CancellationReason) -> CancelReason {
+pub(crate) fn cancel_reason(action: usize, meta: &WriteMeta, r: &aws_sdk_dynamodb::types::CancellationReason) -> CancelReason {
     let code = r.code().unwrap_or_default().to_string();
     let kind = match code.as_str() {
         "ConditionalCheckFailed" => match meta.explain(r.item()) {

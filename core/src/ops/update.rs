@@ -298,12 +298,30 @@ impl<'t, T: Item> Update<'t, T> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let now = |stamp| T::__now(stamp);
-        let managed_now = (
-            if design.managed.created_at.is_some() { now(Stamp::CreatedAt)? } else { None },
-            if design.managed.updated_at.is_some() { now(Stamp::UpdatedAt)? } else { None },
-        );
+        let managed_now = managed_now::<T>(design)?;
         build(design, key, self.actions, self.unchanged, self.condition.map(|c| c.node), self.version, managed_now)
+    }
+
+    /// The key this update addresses (`None`: it could not be rendered,
+    /// and preparing or sending the update says why).
+    pub(crate) fn key(&self) -> Option<&PrimaryKey> {
+        self.key.as_ref().ok()
+    }
+
+    /// Builds the request twice: for this table's design of the entity,
+    /// and for `other` (another design of the same entity, the old form
+    /// during a migration) at `other_key`. Both or neither.
+    pub(crate) fn prepare_pair(self, other: &'static EntityDesign, other_key: PrimaryKey) -> Result<(PreparedUpdate, PreparedUpdate), Error> {
+        let design = self.table.entity::<T>()?;
+        let key = self.key?;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let managed_now = managed_now::<T>(design)?;
+        let condition = self.condition.map(|c| c.node);
+        let mine = build(design, key, self.actions.clone(), self.unchanged.clone(), condition.clone(), self.version, managed_now.clone())?;
+        let theirs = build(other, other_key, self.actions, self.unchanged, condition, self.version, managed_now)?;
+        Ok((mine, theirs))
     }
 
     /// Sends the update and returns the item as stored after it.
@@ -344,6 +362,18 @@ impl<'t, T: Item> Update<'t, T> {
     }
 }
 
+/// The `created_at` and `updated_at` values an update writes (`None`
+/// where the entity has no such field).
+type ManagedNow = (Option<AttributeValue>, Option<AttributeValue>);
+
+fn managed_now<T: Item>(design: &EntityDesign) -> Result<ManagedNow, Error> {
+    let now = |stamp| T::__now(stamp);
+    Ok((
+        if design.managed.created_at.is_some() { now(Stamp::CreatedAt)? } else { None },
+        if design.managed.updated_at.is_some() { now(Stamp::UpdatedAt)? } else { None },
+    ))
+}
+
 /// An update, ready to send alone or in a transaction.
 #[derive(Debug)]
 pub(crate) struct PreparedUpdate {
@@ -367,7 +397,7 @@ fn build(
     unchanged: Vec<(&'static str, Option<AttributeValue>)>,
     condition: Option<Node>,
     version: Option<u64>,
-    (created_now, updated_now): (Option<AttributeValue>, Option<AttributeValue>),
+    (created_now, updated_now): ManagedNow,
 ) -> Result<PreparedUpdate, Error> {
     let entity = design.entity.as_ref();
     // Values of the fields the update knows: the table key's (parsed back

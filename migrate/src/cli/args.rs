@@ -177,11 +177,15 @@ pub enum MigrateCommand {
     /// Ask the online apply running on a table to finish: delete the old
     /// forms (contract) and verify.
     Complete(TableArgs),
+    /// Ask a cut-over online apply to go back: once every new form is
+    /// checked against its old form, the old design is recorded again and
+    /// the old version may write (before `complete` only).
+    Rollback(TableArgs),
     /// Show the phase of the online apply in progress on a table.
     Status(TableArgs),
 }
 
-/// `singletable migrate cutover|complete|status`
+/// `singletable migrate cutover|complete|rollback|status`
 #[derive(Debug, Clone, Args)]
 pub struct TableArgs {
     /// The table.

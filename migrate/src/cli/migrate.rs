@@ -210,34 +210,48 @@ pub(super) async fn apply_command(aws: &Aws, args: &ApplyArgs, quiet: bool, embe
 async fn online_apply(aws: &Aws, client: Client, plan: &Plan, opts: &ApplyOptions, args: &ApplyArgs, progress: &Arc<Progress>) -> Result<ApplyReport, MigrateError> {
     let migrator = Migrator::new(client).with_streams(aws.streams());
     let mut online = migrator.start_online(plan, opts, progress.clone()).await?;
-    if online.phase() == crate::online::Phase::Expand {
-        online.wait_caught_up().await?;
-        if !args.auto_cutover {
-            progress.finish();
+    // Expand → cut-over → (rollback → expand → cut-over ...) → contract.
+    loop {
+        if online.phase() == crate::online::Phase::Expand {
+            online.wait_caught_up().await?;
+            if !args.auto_cutover {
+                progress.finish();
+                progress.note(&format!(
+                    "\nThe new forms have caught up and the replay keeps them so. Switch the application to the new version: \
+                     stop the old version's writes (a new version built with `Table::migrating_from` may write throughout), then run\n\n    \
+                     singletable migrate cutover --table {}\n\n\
+                     (a plain new version starts writing once cut-over is done).",
+                    plan.table
+                ));
+                online.wait_for_request("cutover").await?;
+            }
+            let cut = online.cutover().await?;
             progress.note(&format!(
-                "\nThe new forms have caught up and the replay keeps them so. Switch the application to the new version: \
-                 stop the old version's writes, then run\n\n    singletable migrate cutover --table {}\n\n\
-                 (the new version starts writing once cut-over is done).",
-                plan.table
+                "Cut over in {:.1} s: drained {} stream records, {} items verified attribute for attribute; the new design is recorded. \
+                 The new version may write now.",
+                cut.took.as_secs_f64(),
+                cut.drained,
+                cut.content.compared + cut.content.in_place
             ));
-            online.wait_for_request("cutover").await?;
         }
-        let cut = online.cutover().await?;
-        progress.note(&format!(
-            "Cut over in {:.1} s: drained {} stream records, {} items verified attribute for attribute; the new design is recorded. \
-             The new version may write now.",
-            cut.took.as_secs_f64(),
-            cut.drained,
-            cut.content.compared + cut.content.in_place
-        ));
-    }
-    if !args.auto_complete {
+        if args.auto_complete || online.phase() != crate::online::Phase::CutOver {
+            break;
+        }
         progress.finish();
         progress.note(&format!(
-            "\nThe old forms stay (the way back) until you run\n\n    singletable migrate complete --table {}\n",
+            "\nThe old forms stay (the way back: `singletable migrate rollback --table {0}`) until you run\n\n    \
+             singletable migrate complete --table {0}\n",
             plan.table
         ));
-        online.wait_for_request("complete").await?;
+        if online.wait_for_any(&["complete", "rollback"]).await? == "complete" {
+            break;
+        }
+        let checked = online.rollback().await?;
+        progress.note(&format!(
+            "Rolled back: {} items checked; the old design is recorded again and the old form is the truth. \
+             The old version may write; cut over again when ready.",
+            checked.compared
+        ));
     }
     online.complete().await
 }

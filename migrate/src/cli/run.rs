@@ -98,6 +98,7 @@ async fn dispatch(cli: Cli, embedded: Option<TableDesign>) -> Result<ExitCode, (
         MigrateCommand::Restore(args) => restore_command(&aws, args, global.quiet).await,
         MigrateCommand::Cutover(args) => request_command(&aws, &args.table, "cutover").await,
         MigrateCommand::Complete(args) => request_command(&aws, &args.table, "complete").await,
+        MigrateCommand::Rollback(args) => request_command(&aws, &args.table, "rollback").await,
         MigrateCommand::Status(args) => status_command(&aws, &args.table).await,
     };
     result.map_err(|e| {

@@ -13,6 +13,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use singletable::hash::{hash_map, Fnv64};
@@ -23,6 +26,7 @@ use crate::error::MigrateError;
 use crate::plan::Plan;
 use crate::raw::RawItem;
 use crate::reserved::is_reserved_in;
+use crate::retry::retrying;
 
 /// What the check found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,13 +50,88 @@ fn key_text(item: &RawItem, pk: &str, sk: &str) -> String {
     format!("({}, {})", part(pk), part(sk))
 }
 
+fn key_only(item: &RawItem, pk: &str, sk: &str) -> RawItem {
+    [pk, sk].into_iter().filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone()))).collect()
+}
+
+/// The old form's key of a new-form item, rendered with the old design.
+fn old_key_of(plan: &Plan, entity: &str, item: &RawItem) -> Option<RawItem> {
+    let old = plan.from.as_ref()?;
+    let design = old.entity(entity)?;
+    let pk = design.pk.template.render_item(item, &design.entity, &design.pk.attr).ok()?;
+    let sk = design.sk.template.render_item(item, &design.entity, &design.sk.attr).ok()?;
+    Some(HashMap::from([(old.pk_attr.clone(), AttributeValue::S(pk)), (old.sk_attr.clone(), AttributeValue::S(sk))]))
+}
+
+/// Reads both forms of one suspect item at once and says what is wrong
+/// with them, if anything. A transaction in flight on either cancels the
+/// read; it is read again (bounded).
+async fn recheck(
+    client: &Client,
+    plan: &Plan,
+    rules: &Rules<'_>,
+    key: &str,
+    old_key: Option<RawItem>,
+    new_key: Option<RawItem>,
+) -> Result<Option<String>, MigrateError> {
+    let keys: Vec<RawItem> = old_key.iter().chain(new_key.iter()).cloned().collect();
+    let mut attempt = 0;
+    let items = loop {
+        attempt += 1;
+        let gets = keys
+            .iter()
+            .map(|k| {
+                let get = Get::builder().table_name(&plan.table).set_key(Some(k.clone())).build().map_err(|e| MigrateError::Other(e.to_string()))?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, MigrateError>>()?;
+        match retrying(|| client.transact_get_items().set_transact_items(Some(gets.clone())).send()).await {
+            Ok(out) => break out.responses.unwrap_or_default().into_iter().map(|r| r.item).collect::<Vec<_>>(),
+            Err(e) if attempt < 8 && e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            Err(e) => return Err(MigrateError::dynamo("TransactGetItems (content check)", &plan.table, e)),
+        }
+    };
+    let mut it = items.into_iter();
+    let old = if old_key.is_some() { it.next().flatten() } else { None };
+    let new = if new_key.is_some() { it.next().flatten() } else { None };
+    let rendered = match &old {
+        Some(old) => match rules.decide(old).map_err(|r| MigrateError::Blocked { table: plan.table.clone(), errors: vec![r] })? {
+            ItemAction::Move { new_item, .. } => Some(new_item),
+            _ => None,
+        },
+        None => None,
+    };
+    // An old form found only now (written after the scan passed it) has a
+    // new form to compare with only if the key was read.
+    let new = match (&rendered, new, &new_key) {
+        (Some(r), None, None) => {
+            let k = key_only(r, &rules.new.pk_attr, &rules.new.sk_attr);
+            let out = retrying(|| client.get_item().table_name(&plan.table).set_key(Some(k.clone())).consistent_read(true).send())
+                .await
+                .map_err(|e| MigrateError::dynamo("GetItem (content check)", &plan.table, e))?;
+            out.item
+        }
+        (_, new, _) => new,
+    };
+    Ok(match (rendered, new) {
+        (None, None) => None,
+        (Some(r), Some(n)) if digest(&r) == digest(&n) => None,
+        (Some(_), Some(_)) => Some(format!("{key}: the new form differs from what its old form renders (a lost update)")),
+        (Some(_), None) => Some(format!("{key}: the old form has no new form")),
+        (None, Some(_)) => Some(format!("{key}: a new form without an old form (a deleted item brought back, or an orphan)")),
+    })
+}
+
 /// Scans the table and compares (see the module docs). At most 20
 /// problems are named; the count is in the last line when there are more.
 pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segments: u32) -> Result<ContentReport, MigrateError> {
     let (pk, sk) = (plan.to.pk_attr.as_str(), plan.to.sk_attr.as_str());
-    // new key -> digest of what the old form renders / of what is stored
-    let expected: Mutex<HashMap<String, u64>> = Mutex::new(HashMap::new());
-    let stored: Mutex<HashMap<String, u64>> = Mutex::new(HashMap::new());
+    // new key -> digest of what the old form renders, and the old key
+    let expected: Mutex<HashMap<String, (u64, RawItem)>> = Mutex::new(HashMap::new());
+    // new key -> digest of what is stored, the new key, the old key
+    let stored: Mutex<HashMap<String, (u64, RawItem, Option<RawItem>)>> = Mutex::new(HashMap::new());
     let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let in_place = std::sync::atomic::AtomicU64::new(0);
     let moved_entities: Vec<&str> = plan
@@ -80,8 +159,8 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
                         }
                         let action = rules.decide(&item).map_err(|r| MigrateError::Blocked { table: plan.table.clone(), errors: vec![r] })?;
                         match action {
-                            ItemAction::Move { new_item, .. } => {
-                                expected.lock().expect("check").insert(key_text(&new_item, pk, sk), digest(&new_item));
+                            ItemAction::Move { new_item, old_key } => {
+                                expected.lock().expect("check").insert(key_text(&new_item, pk, sk), (digest(&new_item), old_key));
                             }
                             ItemAction::Update { .. } => {
                                 problems.lock().expect("check").push(format!(
@@ -92,8 +171,10 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
                             }
                             ItemAction::Keep => {
                                 let entity = item.get(entity_attr.as_str()).and_then(|v| v.as_s().ok());
-                                if entity.is_some_and(|e| moved_entities.contains(&e.as_str())) {
-                                    stored.lock().expect("check").insert(key_text(&item, pk, sk), digest(&item));
+                                if let Some(entity) = entity.filter(|e| moved_entities.contains(&e.as_str())) {
+                                    let old_key = old_key_of(plan, entity, &item);
+                                    let new_key = key_only(&item, pk, sk);
+                                    stored.lock().expect("check").insert(key_text(&item, pk, sk), (digest(&item), new_key, old_key));
                                 } else {
                                     in_place.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 }
@@ -112,19 +193,30 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
     let expected = expected.into_inner().expect("check");
     let stored = stored.into_inner().expect("check");
     let mut problems = problems.into_inner().expect("check");
-    let mut mismatched: Vec<String> = Vec::new();
-    for (key, want) in &expected {
+    // key text -> (old key, new key) of each item found wrong by the scan
+    let mut suspects: Vec<(String, Option<RawItem>, Option<RawItem>)> = Vec::new();
+    for (key, (want, old_key)) in &expected {
         match stored.get(key) {
-            Some(got) if got == want => {}
-            Some(_) => mismatched.push(format!("{key}: the new form differs from what its old form renders (a lost update)")),
-            None => mismatched.push(format!("{key}: the old form has no new form")),
+            Some((got, _, _)) if got == want => {}
+            Some((_, new_key, _)) => suspects.push((key.clone(), Some(old_key.clone()), Some(new_key.clone()))),
+            None => suspects.push((key.clone(), Some(old_key.clone()), None)),
         }
     }
-    for key in stored.keys() {
+    for (key, (_, new_key, old_key)) in &stored {
         if !expected.contains_key(key) {
-            mismatched.push(format!("{key}: a new form without an old form (a deleted item brought back, or an orphan)"));
+            suspects.push((key.clone(), old_key.clone(), Some(new_key.clone())));
         }
     }
+    // The scan reads the two forms of an item at different times; a
+    // migrating table writing both (cut-over without a write pause) can
+    // change them in between. Each suspect is read again, both forms in
+    // one TransactGetItems (a consistent snapshot of the two).
+    let mut mismatched: Vec<String> = stream::iter(suspects)
+        .map(|(key, old_key, new_key)| async move { recheck(client, plan, rules, &key, old_key, new_key).await })
+        .buffer_unordered(16)
+        .try_filter_map(|p| async move { Ok(p) })
+        .try_collect()
+        .await?;
     mismatched.sort();
     problems.extend(mismatched);
     let total = problems.len();

@@ -7,7 +7,7 @@
 //! still on the old version) is never deleted with it: the item is left in
 //! place and named in the error, for the user to carry over by hand or to
 //! roll back to. Items of removed entities are exported first and deleted
-//! the same way.
+//! the same way. New forms a migrating table wrote lose their write token.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +23,7 @@ use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
 use crate::plan::Plan;
 use crate::raw::RawItem;
-use crate::reserved::is_reserved_in;
+use crate::reserved::{is_reserved_in, WRITE_TOKEN_ATTR};
 use crate::retry::retrying;
 
 /// Beyond this many attributes the condition would outgrow DynamoDB's
@@ -37,18 +37,47 @@ pub(crate) struct Contracted {
     pub deleted: u64,
     /// Old forms written after cut-over, left in place.
     pub changed: Vec<String>,
+    /// New forms whose write token was removed.
+    pub untokened: u64,
+}
+
+/// Removes the write token a migrating table stamped on a new form
+/// (`singletable::reserved::WRITE_TOKEN_ATTR`), on the condition that it
+/// still holds that token; a later write already replaced it otherwise.
+async fn remove_token(client: &Client, table: &str, key: RawItem, token: AttributeValue, budget: &Budget) -> Result<(), MigrateError> {
+    let result = retrying(|| async {
+        budget.units(1.0).await;
+        let _slot = budget.slot().await;
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .update_expression("REMOVE #w")
+            .condition_expression("#w = :w")
+            .expression_attribute_names("#w", WRITE_TOKEN_ATTR)
+            .expression_attribute_values(":w", token.clone())
+            .send()
+            .await
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e) => Err(MigrateError::dynamo("UpdateItem (remove write token)", table, e)),
+    }
 }
 
 /// Deletes every old form (and item of a removed entity).
 pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segments: u32, budget: &Budget) -> Result<Contracted, MigrateError> {
     let pk = plan.to.pk_attr.as_str();
     let deleted = AtomicU64::new(0);
+    let untokened = AtomicU64::new(0);
     let changed: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let segments = segments.max(1);
     stream::iter(0..segments)
         .map(Ok::<u32, MigrateError>)
         .try_for_each_concurrent(None, |segment| {
-            let (deleted, changed) = (&deleted, &changed);
+            let (deleted, changed, untokened) = (&deleted, &changed, &untokened);
             async move {
                 let mut start = None;
                 loop {
@@ -56,16 +85,33 @@ pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segment
                         let _slot = budget.slot().await;
                         scan_page(client, &plan.table, segment, segments, start, None, None).await?
                     };
+                    let mut tokened: Vec<(RawItem, AttributeValue)> = Vec::new();
                     let doomed: Vec<(RawItem, RawItem)> = items
                         .into_iter()
                         .filter(|i| !is_reserved_in(i, pk))
                         .filter_map(|item| match rules.decide(&item) {
                             Ok(ItemAction::Move { old_key, .. }) => Some(Ok((old_key, item))),
                             Ok(ItemAction::Delete { key }) => Some(Ok((key, item))),
-                            Ok(_) => None,
+                            Ok(_) => {
+                                if let Some(token) = item.get(WRITE_TOKEN_ATTR) {
+                                    let key = [pk, plan.to.sk_attr.as_str()]
+                                        .into_iter()
+                                        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
+                                        .collect();
+                                    tokened.push((key, token.clone()));
+                                }
+                                None
+                            }
                             Err(r) => Some(Err(MigrateError::Blocked { table: plan.table.clone(), errors: vec![r] })),
                         })
                         .collect::<Result<_, _>>()?;
+                    stream::iter(tokened.into_iter().map(Ok::<_, MigrateError>))
+                        .try_for_each_concurrent(None, |(key, token)| async move {
+                            remove_token(client, &plan.table, key, token, budget).await?;
+                            untokened.fetch_add(1, Ordering::Relaxed);
+                            Ok(())
+                        })
+                        .await?;
                     stream::iter(doomed.into_iter().map(Ok::<_, MigrateError>))
                         .try_for_each_concurrent(None, |(key, item)| async move {
                             if delete_unchanged(client, &plan.table, pk, key, &item, budget).await? {
@@ -88,7 +134,7 @@ pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segment
         .await?;
     let mut changed = changed.into_inner().expect("contract");
     changed.sort();
-    Ok(Contracted { deleted: deleted.into_inner(), changed })
+    Ok(Contracted { deleted: deleted.into_inner(), changed, untokened: untokened.into_inner() })
 }
 
 /// Deletes `key` if the item still is `item`; `false` when it changed.

@@ -9,7 +9,12 @@
 //! | **expand** ([`Migrator::start_online`]) | the stream is turned on (NEW_AND_OLD_IMAGES) before the first page is read; the backfill copies every old-form item to its new form, keeping the old; the replay carries every change to an old-form item over to its new form | the old form: the application (old version) writes it | a copy never overwrites a newer write and never brings back a deleted item (each copy is a transaction: put the new form if absent, check the old form still exists); the replay applies each item's changes in the stream's per-item order |
 //! | **catch-up** ([`OnlineMigration::wait_caught_up`]) | the replay runs until it has read every shard to its end | the old form | after the backfill finished and the replay caught up, every new form equals what its old form renders, up to the replay lag |
 //! | **cut-over** ([`OnlineMigration::cutover`]) | called once the application has stopped writing the old form (the old version is stopped, the new one not yet writing): the replay drains to the end of every shard, the content is verified, the new design is recorded | from here on, the new form: start the new version | every new form equals its old form, attribute for attribute, and no new form lacks an old one (else cut-over fails, naming the items, and nothing is recorded) |
-//! | **contract** ([`OnlineMigration::complete`]) | old forms (and items of removed entities, exported first) are deleted, each only if it still holds what the scan read; removed indexes go; the final verification runs; checkpoints, state and lock are removed | the new form | a write that reached an old form after cut-over is not deleted: the item stays and is named in the error |
+//! | **contract** ([`OnlineMigration::complete`]) | the phase becomes `contract` and the apply waits [`PHASE_SETTLE`](singletable::reserved::PHASE_SETTLE) (migrating tables stop writing old forms); then old forms (and items of removed entities, exported first) are deleted, each only if it still holds what the scan read; removed indexes go; the final verification runs; checkpoints, state and lock are removed | the new form | a write that reached an old form after cut-over is not deleted: the item stays and is named in the error |
+//!
+//! With migrate-on-read ([`singletable::MigratingTable`]) the new version
+//! runs from before the apply starts: it writes both forms (stamped with
+//! a write token the replay respects) until contract, so the old version
+//! can stop at any time before cut-over and cut-over needs no write pause.
 //!
 //! Every phase is resumable: a killed apply started again with the same
 //! plan finds its phase in the table (`#ONLINE` in the reserved
@@ -57,6 +62,9 @@ pub struct ReplayStatus {
     pub records: u64,
     /// Writes the replay made to new forms.
     pub written: u64,
+    /// Changes not carried over because a migrating table wrote the new
+    /// form after them (see `singletable::MigratingTable`).
+    pub superseded: u64,
     /// The last round found no record in any shard.
     pub caught_up: bool,
     /// Seconds between a change and its replay, over the records replayed
@@ -94,6 +102,8 @@ struct Shared {
 /// An online apply in progress; see the module docs for its phases.
 pub struct OnlineMigration {
     client: Client,
+    /// For the replay, started again by a rollback.
+    streams: aws_sdk_dynamodbstreams::Client,
     plan: Arc<Plan>,
     opts: ApplyOptions,
     observer: Arc<dyn Observer>,
@@ -177,6 +187,7 @@ impl Migrator {
             observer.event(Event::Warning(warning.clone()));
             return Ok(OnlineMigration {
                 client: self.client.clone(),
+                streams: streams.clone(),
                 plan: Arc::new(plan.clone()),
                 opts: opts.clone(),
                 observer,
@@ -238,6 +249,7 @@ impl Migrator {
         let shared = Arc::new(Shared::default());
         let mut online = OnlineMigration {
             client: self.client.clone(),
+            streams: streams.clone(),
             plan: plan.clone(),
             opts: opts.clone(),
             observer: observer.clone(),
@@ -259,18 +271,7 @@ impl Migrator {
                 text: "copy every item to its new form while the stream replay carries changes over".into(),
             });
             // The replay starts first, so no change waits for the backfill.
-            let positions = state::load_shards(&at, &migration).await?;
-            let tail = StreamTail::new(streams, plan.table.clone(), state.stream_arn.clone(), positions);
-            online.replay = Some(tokio::spawn(replay_loop(
-                self.client.clone(),
-                plan.clone(),
-                opts.clone(),
-                at.clone(),
-                migration.clone(),
-                tail,
-                shared.clone(),
-                lease.watch(),
-            )));
+            online.start_replay(&state.stream_arn, &lease).await?;
             let copy_opts = opts.clone();
             let (client, plan, observer, lease_watch) = (self.client.clone(), plan.clone(), observer.clone(), lease.watch());
             online.backfill = Some(tokio::spawn(async move {
@@ -308,8 +309,9 @@ async fn replay_loop(
     // Enough writes in flight to outrun the application, few enough to
     // leave the backfill its share of the server.
     let budget = Budget::new(opts.max_wcu, opts.in_flight().max(8));
-    // Rounds with nothing to read since the drain began.
-    let mut empty_since_drain = 0u32;
+    // Rounds since the drain began, and rounds that read every shard to
+    // its end among those read after it began.
+    let (mut drain_rounds, mut at_head_since_drain) = (0u32, 0u32);
     let mut drain_started: Option<Instant> = None;
     // The next round is read while this one is written (records of one
     // item stay in order: a round's writes finish before the next round's
@@ -348,13 +350,21 @@ async fn replay_loop(
         // have stopped, waits for rounds with nothing at all.
         let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT) && !tail.discovery_pending();
         shared.caught_up.store(at_head, Ordering::SeqCst);
-        let caught_up = n == 0 && at_head;
         if shared.drain.load(Ordering::SeqCst) {
             let started = *drain_started.get_or_insert_with(Instant::now);
-            empty_since_drain = if caught_up { empty_since_drain + 1 } else { 0 };
-            // Read to the end twice over at least a second, so records
-            // still on their way into the stream are in.
-            if empty_since_drain >= 2 && started.elapsed() >= Duration::from_secs(1) {
+            drain_rounds += 1;
+            // The read of the round after this one may have been sent
+            // before the drain began; the rounds after that were read
+            // since. Two of them reading every shard to its end, over at
+            // least a second (records still on their way into the stream
+            // are in), reach a position after the drain began. Records may
+            // follow it: migrating tables write both forms during cut-over
+            // (the new form has them already); anything else shows in the
+            // content check.
+            if drain_rounds > 2 {
+                at_head_since_drain = if at_head { at_head_since_drain + 1 } else { 0 };
+            }
+            if at_head_since_drain >= 2 && started.elapsed() >= Duration::from_secs(1) {
                 return Ok(());
             }
         }
@@ -394,10 +404,75 @@ impl OnlineMigration {
         ReplayStatus {
             records: self.shared.counters.records.load(Ordering::Relaxed),
             written: self.shared.counters.written.load(Ordering::Relaxed),
+            superseded: self.shared.counters.superseded.load(Ordering::Relaxed),
             caught_up: self.shared.caught_up.load(Ordering::SeqCst),
             lag_p50: percentile(&lags, 0.5),
             lag_p99: percentile(&lags, 0.99),
         }
+    }
+
+    /// Starts the stream replay where the shard checkpoints say.
+    async fn start_replay(&mut self, stream_arn: &str, lease: &Lease) -> Result<(), MigrateError> {
+        let positions = state::load_shards(&self.at, &self.migration).await?;
+        let tail = StreamTail::new(self.streams.clone(), self.plan.table.clone(), stream_arn.to_string(), positions);
+        self.shared.drain.store(false, Ordering::SeqCst);
+        self.replay = Some(tokio::spawn(replay_loop(
+            self.client.clone(),
+            self.plan.clone(),
+            self.opts.clone(),
+            self.at.clone(),
+            self.migration.clone(),
+            tail,
+            self.shared.clone(),
+            lease.watch(),
+        )));
+        Ok(())
+    }
+
+    /// The way back, after cut-over and before contract: the old form
+    /// becomes the truth again, so the old version can be deployed again.
+    ///
+    /// It first checks that every new form still equals what its old form
+    /// renders (migrating tables write both forms until contract, so their
+    /// writes pass; a write that reached only the new form, from a plain
+    /// new-version table, would be lost by going back: the rollback is
+    /// refused, naming the items, and nothing changes). Then it records the
+    /// old design, sets the phase back to expand and starts the replay
+    /// again where the drain stopped. Cut over again when ready.
+    pub async fn rollback(&mut self) -> Result<ContentReport, MigrateError> {
+        if self.phase != Phase::CutOver {
+            return Err(MigrateError::Other(format!(
+                "table `{}`: only a cut-over online apply can roll back (phase {:?}); before cut-over the old form is the truth already, after contract it is gone",
+                self.plan.table, self.phase
+            )));
+        }
+        let Some(old_design) = self.plan.from.clone() else {
+            return Err(MigrateError::Other(format!("table `{}`: the plan has no old design to go back to", self.plan.table)));
+        };
+        let rules = Rules::new(&self.plan, &self.opts.defaults);
+        let content = check::check(&self.client, &self.plan, &rules, self.opts.segments).await?;
+        if !content.problems.is_empty() {
+            let mut problems = vec![
+                "written only to the new form after cut-over (a new-version instance without a migrating table?): going back would lose them".to_string(),
+            ];
+            problems.extend(content.problems);
+            return Err(MigrateError::Verification { table: self.plan.table.clone(), problems });
+        }
+        record_design(&self.client, &old_design, &self.plan.table).await?;
+        let saved = state::load(&self.at).await?;
+        let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
+        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::Expand, stream_arn: stream_arn.clone(), requested: None, own_stream })
+            .await?;
+        self.phase = Phase::Expand;
+        let lease = self.lease.take().ok_or_else(|| MigrateError::Other(format!("table `{}`: the online apply holds no lock", self.plan.table)))?;
+        let started = self.start_replay(&stream_arn, &lease).await;
+        self.lease = Some(lease);
+        started?;
+        self.observer.event(Event::Warning(format!(
+            "rolled back: the old form is the truth again and the replay runs; the old version may write. Cut over again when ready ({} items compared)",
+            content.compared
+        )));
+        Ok(content)
     }
 
     /// Fails with the replay's error if it stopped.
@@ -447,11 +522,17 @@ impl OnlineMigration {
     /// `migrate complete` set it in the table's online state), replaying
     /// meanwhile.
     pub async fn wait_for_request(&mut self, what: &str) -> Result<(), MigrateError> {
+        self.wait_for_any(&[what]).await.map(|_| ())
+    }
+
+    /// Waits until another process asks for one of `what` (`migrate
+    /// cutover`, `migrate complete`, `migrate rollback`); returns which.
+    pub async fn wait_for_any(&mut self, what: &[&str]) -> Result<String, MigrateError> {
         loop {
             self.replay_alive().await?;
             if let Some(s) = state::load(&self.at).await? {
-                if s.requested.as_deref() == Some(what) {
-                    return Ok(());
+                if let Some(r) = s.requested.filter(|r| what.contains(&r.as_str())) {
+                    return Ok(r);
                 }
             }
             // Part of the write pause at cut-over: poll often.
@@ -466,7 +547,7 @@ impl OnlineMigration {
     /// nothing) when the content differs, naming the items.
     pub async fn cutover(&mut self) -> Result<CutoverReport, MigrateError> {
         let started = Instant::now();
-        if self.phase == Phase::CutOver {
+        if self.phase != Phase::Expand {
             return Ok(CutoverReport::default());
         }
         self.observer.event(Event::Step {
@@ -503,8 +584,21 @@ impl OnlineMigration {
         if self.done {
             return Ok(self.report.clone());
         }
-        if self.phase != Phase::CutOver {
+        if self.phase == Phase::Expand {
             return Err(MigrateError::Other(format!("table `{}`: cut over before completing the online apply", self.plan.table)));
+        }
+        if self.phase == Phase::CutOver {
+            // Migrating tables stop writing old forms once they see this
+            // phase; they read it at most PHASE_REFRESH ago, and a write
+            // they began before may still land: wait PHASE_SETTLE before
+            // deleting old forms. (One landing even later is not lost:
+            // contract deletes only unchanged old forms.)
+            let saved = state::load(&self.at).await?;
+            let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
+            let contract = OnlineState { migration: self.migration.clone(), phase: Phase::Contract, stream_arn, requested: None, own_stream };
+            state::save(&self.at, &contract).await?;
+            self.phase = Phase::Contract;
+            tokio::time::sleep(singletable::reserved::PHASE_SETTLE).await;
         }
         let plan = self.plan.clone();
         let opts = self.opts.clone();
@@ -525,6 +619,7 @@ impl OnlineMigration {
         let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(opts.segments.max(1) * 8));
         let contracted = contract::run(&self.client, &plan, &rules, opts.segments, &budget).await?;
         self.report.deleted += contracted.deleted;
+        tracing::debug!(table = %plan.table, deleted = contracted.deleted, tokens_removed = contracted.untokened, "contract: old forms deleted");
         if !contracted.changed.is_empty() {
             let mut problems: Vec<String> = contracted
                 .changed

@@ -20,6 +20,11 @@
 //!   image's values (if not, a newer record of the item follows);
 //! - a record of a new-form item (the backfill's and the replay's own
 //!   writes) or of an item nothing happens to: nothing.
+//!
+//! Puts and deletes of new forms hold only while the new form carries the
+//! write token the change started from ([`token_condition`]), so that a
+//! migrating table's writes, which stamp both forms, are never
+//! overwritten by an older change.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +37,7 @@ use crate::apply::write::{update_in_place, write_units, Budget};
 use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
+use crate::reserved::WRITE_TOKEN_ATTR;
 use crate::retry::retrying;
 
 /// What the replay did so far.
@@ -41,6 +47,34 @@ pub(crate) struct Counters {
     pub records: AtomicU64,
     /// Writes made to new forms (puts, deletes, in-place updates).
     pub written: AtomicU64,
+    /// Changes not carried over because the new form was written after
+    /// them (its write token differs from the one they started from).
+    pub superseded: AtomicU64,
+}
+
+/// The condition under which a change is carried over to the new form:
+/// the new form still holds the write token the change started from (the
+/// token of the record's old image; none when the old image has none or
+/// there is no old image). A put may also create the new form when there
+/// is none.
+///
+/// A migrating table (`singletable::MigratingTable`) writes both forms in
+/// one transaction with a fresh token, so after its write no older change
+/// matches, and its own change (whose old image holds the token before
+/// it) does not match either: it is never replayed over itself nor over
+/// anything newer. Without migrating tables no item holds a token and
+/// every change is carried over, in the stream's per-item order.
+fn token_condition(pk_attr: &str, old_image: Option<&RawItem>, put: bool) -> (String, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+    let mut names = HashMap::from([("#w".to_string(), WRITE_TOKEN_ATTR.to_string())]);
+    let (token_clause, values) = match old_image.and_then(|i| i.get(WRITE_TOKEN_ATTR)) {
+        Some(token) => ("#w = :w".to_string(), Some(HashMap::from([(":w".to_string(), token.clone())]))),
+        None => ("attribute_not_exists(#w)".to_string(), None),
+    };
+    if !put {
+        return (token_clause, names, values);
+    }
+    names.insert("#pk".into(), pk_attr.to_string());
+    (format!("attribute_not_exists(#pk) OR {token_clause}"), names, values)
 }
 
 /// A stable identity of an item key for collapsing records.
@@ -48,6 +82,17 @@ fn key_id(keys: &RawItem) -> String {
     let mut parts: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     parts.sort();
     parts.join("\u{1}")
+}
+
+/// Counts a replay write: done, or not needed because the new form was
+/// written after the change (its condition failed).
+fn counted(counters: &Counters, superseded: bool, result: Result<(), MigrateError>) -> Result<(), MigrateError> {
+    match result {
+        Ok(()) => counters.written.fetch_add(1, Ordering::Relaxed),
+        Err(_) if superseded => counters.superseded.fetch_add(1, Ordering::Relaxed),
+        Err(e) => return Err(e),
+    };
+    Ok(())
 }
 
 /// Applies one round of records (any shards): the last record of each
@@ -85,14 +130,23 @@ async fn apply_one(
             match rules.decide(image).map_err(blocked)? {
                 ItemAction::Move { new_item, .. } => {
                     let units = write_units(&new_item);
-                    retrying(|| async {
+                    let (condition, names, values) = token_condition(&rules.new.pk_attr, record.old_image.as_ref(), true);
+                    let result = retrying(|| async {
                         budget.units(units).await;
                         let _slot = budget.slot().await;
-                        client.put_item().table_name(table).set_item(Some(new_item.clone())).send().await
+                        client
+                            .put_item()
+                            .table_name(table)
+                            .set_item(Some(new_item.clone()))
+                            .condition_expression(&condition)
+                            .set_expression_attribute_names(Some(names.clone()))
+                            .set_expression_attribute_values(values.clone())
+                            .send()
+                            .await
                     })
-                    .await
-                    .map_err(|e| MigrateError::dynamo("PutItem (replay)", table, e))?;
-                    counters.written.fetch_add(1, Ordering::Relaxed);
+                    .await;
+                    let superseded = result.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|s| s.is_conditional_check_failed_exception());
+                    counted(counters, superseded, result.map(drop).map_err(|e| MigrateError::dynamo("PutItem (replay)", table, e)))?;
                 }
                 ItemAction::Update { key, set, remove, expect } => {
                     // A conflict means the item changed after this image:
@@ -119,14 +173,23 @@ async fn apply_one(
                     .into_iter()
                     .filter_map(|a| new_item.get(a).map(|v| (a.clone(), v.clone())))
                     .collect::<HashMap<String, AttributeValue>>();
-                retrying(|| async {
+                let (condition, names, values) = token_condition(&rules.new.pk_attr, Some(image), false);
+                let result = retrying(|| async {
                     budget.units(1.0).await;
                     let _slot = budget.slot().await;
-                    client.delete_item().table_name(table).set_key(Some(key.clone())).send().await
+                    client
+                        .delete_item()
+                        .table_name(table)
+                        .set_key(Some(key.clone()))
+                        .condition_expression(&condition)
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(values.clone())
+                        .send()
+                        .await
                 })
-                .await
-                .map_err(|e| MigrateError::dynamo("DeleteItem (replay)", table, e))?;
-                counters.written.fetch_add(1, Ordering::Relaxed);
+                .await;
+                let superseded = result.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|s| s.is_conditional_check_failed_exception());
+                counted(counters, superseded, result.map(drop).map_err(|e| MigrateError::dynamo("DeleteItem (replay)", table, e)))?;
             }
         }
     }

@@ -10,7 +10,7 @@ use super::stream::ShardPosition;
 use crate::apply::state::Reserved;
 use crate::error::MigrateError;
 use crate::raw::RawItem;
-use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, ONLINE_SK};
+use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, ONLINE_SK, PHASE_ATTR};
 use crate::retry::retrying;
 
 /// The phases of an online apply, in order.
@@ -23,6 +23,9 @@ pub enum Phase {
     /// content verified and the new design recorded. Old forms remain
     /// until [`complete`](super::OnlineMigration::complete).
     CutOver,
+    /// [`complete`](super::OnlineMigration::complete) began: migrating
+    /// tables write only the new form, and old forms are being deleted.
+    Contract,
 }
 
 impl Phase {
@@ -30,6 +33,7 @@ impl Phase {
         match self {
             Phase::Expand => "expand",
             Phase::CutOver => "cutover",
+            Phase::Contract => "contract",
         }
     }
 }
@@ -66,9 +70,10 @@ pub(crate) async fn load(at: &Reserved) -> Result<Option<OnlineState>, MigrateEr
     .await
     .map_err(|e| MigrateError::dynamo("GetItem (online state)", &at.table, e))?;
     let Some(item) = out.item else { return Ok(None) };
-    let phase = match text(&item, "phase") {
+    let phase = match text(&item, PHASE_ATTR) {
         Some("expand") => Phase::Expand,
         Some("cutover") => Phase::CutOver,
+        Some("contract") => Phase::Contract,
         other => return Err(MigrateError::Other(format!("table `{}`: online state in unknown phase {other:?}", at.table))),
     };
     Ok(Some(OnlineState {
@@ -83,7 +88,7 @@ pub(crate) async fn load(at: &Reserved) -> Result<Option<OnlineState>, MigrateEr
 pub(crate) async fn save(at: &Reserved, state: &OnlineState) -> Result<(), MigrateError> {
     let mut item = reserved_key(&at.pk_attr, &at.sk_attr, ONLINE_SK);
     item.insert("migration".into(), s(&state.migration));
-    item.insert("phase".into(), s(state.phase.as_str()));
+    item.insert(PHASE_ATTR.into(), s(state.phase.as_str()));
     item.insert("stream_arn".into(), s(&state.stream_arn));
     if let Some(r) = &state.requested {
         item.insert("requested".into(), s(r));
