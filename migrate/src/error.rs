@@ -34,6 +34,12 @@ pub enum MigrateError {
     #[error("table `{table}`: the plan destroys {what}; allow it explicitly (--allow-destroy)")]
     Destructive { table: String, what: String },
 
+    /// Another worker took a scan segment this worker was writing (it was
+    /// paused past its lease); its write was refused, and the new owner
+    /// goes on from the segment's checkpoint. Handled inside the apply.
+    #[error("table `{table}`: a scan segment went to another worker; this worker's write for it was refused")]
+    SegmentLost { table: String },
+
     /// The apply was interrupted (Ctrl-C) at a page boundary.
     #[error("apply on table `{table}` interrupted; its progress is saved: run apply again to resume")]
     Interrupted { table: String },

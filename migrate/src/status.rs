@@ -71,6 +71,9 @@ pub struct BackfillStatus {
     pub segments_done: u32,
     /// Seconds since a segment last saved its progress.
     pub saved_ago_s: Option<f64>,
+    /// The workers holding segments not done: (worker, segments held,
+    /// seconds since its last heartbeat on any of them).
+    pub workers: Vec<(String, u32, Option<f64>)>,
 }
 
 fn now_ms() -> f64 {
@@ -134,9 +137,22 @@ pub async fn status(client: &Client, table: &str, pk_attr: &str, sk_attr: &str) 
                     segments: number(item, "total_segments").unwrap_or(0.0) as u32,
                     segments_done: 0,
                     saved_ago_s: None,
+                    workers: Vec::new(),
                 });
                 if matches!(item.get("done"), Some(AttributeValue::Bool(true))) {
                     b.segments_done += 1;
+                } else if let Some(owner) = text(item, "owner") {
+                    let beat = number(item, "heartbeat_ms").map(|ms| (now - ms) / 1000.0);
+                    match b.workers.iter_mut().find(|(o, _, _)| o == owner) {
+                        Some(w) => {
+                            w.1 += 1;
+                            w.2 = match (w.2, beat) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                        }
+                        None => b.workers.push((owner.to_string(), 1, beat)),
+                    }
                 }
                 b.saved_ago_s = match (b.saved_ago_s, saved_ago_s) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -184,6 +200,10 @@ impl std::fmt::Display for MigrationStatus {
         for b in &self.backfills {
             let ago = b.saved_ago_s.map_or(String::new(), |a| format!(", last saved {a:.1} s ago"));
             writeln!(f, "backfill {}: {}/{} segments done{ago}", b.migration, b.segments_done, b.segments)?;
+            for (worker, held, beat) in &b.workers {
+                let beat = beat.map_or("?".to_string(), |a| format!("{a:.1} s ago"));
+                writeln!(f, "  worker `{worker}`: {held} segments, heartbeat {beat}")?;
+            }
         }
         Ok(())
     }

@@ -95,25 +95,6 @@ fn a_migrating_table_refuses_an_old_key_it_cannot_derive() {
     assert!(err.to_string().contains("`region`"), "{err}");
 }
 
-/// Sends a write again while DynamoDB Local answers InternalFailure (the
-/// file-backed Local does so at times while a stream is being turned on;
-/// see online.rs). Only the acknowledged write enters the ledger.
-async fn local_retry<F, Fut, T>(mut op: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    for attempt in 1.. {
-        match op().await {
-            Ok(v) => return v,
-            Err(e) if attempt < 20 && e.to_string().contains("InternalFailure") => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    unreachable!()
-}
 
 type Ledger = HashMap<String, Option<u64>>;
 
@@ -136,17 +117,17 @@ async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, mine: 
         match (step % 10, ledger[&id]) {
             (0, Some(_)) => {
                 let key = (org(i), id.clone());
-                local_retry(|| t.delete::<v1::User>(&key)).await;
+                singletable_tests::local_retry(|| t.delete::<v1::User>(&key)).await;
                 ledger.insert(id, None);
             }
             (_, None) => {
                 let user = v1::User { org: org(i), id: id.clone(), n: 100 };
-                local_retry(|| t.create(&user)).await;
+                singletable_tests::local_retry(|| t.create(&user)).await;
                 ledger.insert(id, Some(100));
             }
             (_, Some(v)) => {
                 let user = v1::User { org: org(i), id: id.clone(), n: v + 1 };
-                local_retry(|| t.put(&user)).await;
+                singletable_tests::local_retry(|| t.put(&user)).await;
                 ledger.insert(id, Some(v + 1));
             }
         }
@@ -180,29 +161,29 @@ async fn new_writer(client: Client, table: String, stop: Arc<AtomicBool>, mine: 
         let id = format!("u{i}");
         let key = (org(i), id.clone());
         let started = Instant::now();
-        let phase = local_retry(|| t.phase()).await;
+        let phase = singletable_tests::local_retry(|| t.phase()).await;
         if report.phases.last() != Some(&phase) {
             report.phases.push(phase);
         }
-        let read = local_retry(|| t.get::<v2::User>(&key)).await.map(|u| u.n);
+        let read = singletable_tests::local_retry(|| t.get::<v2::User>(&key)).await.map(|u| u.n);
         let want = report.ledger[&id];
         if read != want {
             report.wrong_reads.push(format!("{phase:?} {id}: ledger {want:?}, read {read:?}"));
         }
         match (step % 10, want) {
             (0, Some(_)) => {
-                local_retry(|| t.delete::<v2::User>(&key)).await;
+                singletable_tests::local_retry(|| t.delete::<v2::User>(&key)).await;
                 report.ledger.insert(id, None);
             }
             (_, None) => {
                 let user = v2::User { org: org(i), id: id.clone(), n: 500 };
-                local_retry(|| t.create(&user)).await;
+                singletable_tests::local_retry(|| t.create(&user)).await;
                 report.ledger.insert(id, Some(500));
             }
             (3 | 6, Some(v)) => {
                 // An update expression: `n + 1` computed by DynamoDB.
                 let f = <v2::User as singletable::Item>::fields();
-                let stored = local_retry(|| t.update(t.table().update::<v2::User>(&key).add(f.n, 1u64))).await;
+                let stored = singletable_tests::local_retry(|| t.update(t.table().update::<v2::User>(&key).add(f.n, 1u64))).await;
                 if stored.n != v + 1 {
                     report.wrong_reads.push(format!("{phase:?} {id}: update returned {}, ledger {}", stored.n, v + 1));
                 }
@@ -210,7 +191,7 @@ async fn new_writer(client: Client, table: String, stop: Arc<AtomicBool>, mine: 
             }
             (_, Some(v)) => {
                 let user = v2::User { org: org(i), id: id.clone(), n: v + 1 };
-                local_retry(|| t.put(&user)).await;
+                singletable_tests::local_retry(|| t.put(&user)).await;
                 report.ledger.insert(id, Some(v + 1));
             }
         }
@@ -221,18 +202,6 @@ async fn new_writer(client: Client, table: String, stop: Arc<AtomicBool>, mine: 
     report
 }
 
-async fn scan_all(client: &Client, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client.scan().table_name(table).consistent_read(true).set_exclusive_start_key(start).send().await.unwrap();
-        out.extend(page.items.unwrap_or_default());
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return out;
-        }
-    }
-}
 
 fn s(item: &HashMap<String, AttributeValue>, a: &str) -> String {
     item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
@@ -249,7 +218,7 @@ async fn progress(writes: &AtomicU64, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_new_version_writes_through_the_whole_online_apply_with_no_pause() {
     let client = singletable_tests::client().await;
-    let n = 2000;
+    let n = 5000;
     let name = singletable_tests::unique_table_name("mor");
     let table = Table::new(client.clone(), old_design(&name));
     table.create_table().await.unwrap();
@@ -297,12 +266,12 @@ async fn the_new_version_writes_through_the_whole_online_apply_with_no_pause() {
     // new-version table) would be lost by it: refused, naming the item.
     let plain = Table::new(client.clone(), new_design(&name));
     let extra = v2::User { org: "ox".into(), id: "extra".into(), n: 1 };
-    local_retry(|| plain.create(&extra)).await;
+    singletable_tests::local_retry(|| plain.create(&extra)).await;
     let refused = within(60, "refused rollback", online.rollback()).await.unwrap_err();
     assert!(refused.to_string().contains("TENANT#ox#USER#extra"), "{refused}");
     assert_eq!(online.phase(), Phase::CutOver);
     let extra_key = ("ox".to_string(), "extra".to_string());
-    local_retry(|| plain.delete::<v2::User>(&extra_key)).await;
+    singletable_tests::local_retry(|| plain.delete::<v2::User>(&extra_key)).await;
     // Rolled back while the new version writes; the old version comes
     // back and writes too, then goes again and cut-over is repeated.
     let rolled = within(60, "rollback", online.rollback()).await.unwrap();
@@ -352,7 +321,7 @@ async fn the_new_version_writes_through_the_whole_online_apply_with_no_pause() {
 
     // The table against the ledger: every item in its new form only, with
     // the acknowledged value, no write token left.
-    let items = scan_all(&client, &name).await;
+    let items = singletable_tests::scan_all(&client, &name).await;
     let mut found: HashMap<String, u64> = HashMap::new();
     for item in items.iter().filter(|i| s(i, "pk") != "#SINGLETABLE") {
         assert!(s(item, "pk").starts_with("TENANT#"), "old form left: {item:?}");

@@ -329,3 +329,41 @@ pub fn unique_table_name(prefix: &str) -> String {
 pub async fn delete_table(client: &Client, name: &str) {
     let _ = client.delete_table().table_name(name).send().await;
 }
+
+/// Every item of `table`, read with a strongly consistent scan (the
+/// toolkit's own items included).
+pub async fn scan_all(client: &Client, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client.scan().table_name(table).consistent_read(true).set_exclusive_start_key(start).send().await.expect("scan");
+        out.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Runs an application write again while DynamoDB Local answers
+/// `InternalFailure`: the file-backed Local (scripts/dynamodb-local.sh)
+/// does so at times to a write made while a stream is being turned on.
+/// For whole puts, deletes and updates whose outcome the caller records
+/// only once acknowledged. Panics on any other error.
+pub async fn local_retry<T, F, Fut>(mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, singletable::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Ok(v) => return v,
+            Err(e) if attempt < 20 && e.to_string().contains("InternalFailure") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}

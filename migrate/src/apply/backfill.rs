@@ -13,6 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::options::{ApplyOptions, ApplyReport, Event, Observer};
 use super::state::{Checkpoints, LeaseWatch, SegmentState};
+use super::workers::{share, worker_name, Held, LeaseRow, SegmentEnd, Sharing};
 use super::write::{batch_write, copy_moves, delete_request, put_request, update_in_place, write_units, Budget, UpdateOutcome};
 use crate::ddb_json::{item_from_json, item_to_json};
 use crate::decide::{ItemAction, Rules};
@@ -97,7 +98,8 @@ pub(crate) enum Mode {
     Online,
 }
 
-/// Runs the backfill over every segment not yet done.
+/// Runs the backfill over every segment not yet done, sharing the
+/// segments with any other worker of the same migration (`workers`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     client: &Client,
@@ -109,31 +111,40 @@ pub(crate) async fn run(
     report: &mut ApplyReport,
     mode: Mode,
 ) -> Result<(), MigrateError> {
-    let (total, states) = match checkpoints.load().await? {
-        Some(saved) => {
-            report.resumed = true;
-            saved
-        }
-        None => (opts.segments.max(1), vec![SegmentState::default(); opts.segments.max(1) as usize]),
-    };
+    // Every segment's checkpoint is also its lease (see `workers`): made
+    // here when this is the first worker of the migration.
+    let mut rows = checkpoints.rows().await?;
+    if rows.is_empty() {
+        checkpoints.init(opts.segments.max(1)).await?;
+        rows = checkpoints.rows().await?;
+    } else if rows.iter().any(|r| r.state.done || r.state.resume_from.is_some()) {
+        report.resumed = true;
+    }
+    let total = rows.first().map_or(opts.segments.max(1), |r| r.total);
     let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(total));
     let counters = Counters::default();
     let expected: Option<u64> = (!plan.entities.is_empty()).then(|| plan.entities.iter().map(|e| e.items).sum());
     let rules = Rules::new(plan, &opts.defaults);
+    let sharing = Sharing { me: worker_name(&opts.owner), lease: opts.lease };
 
-    let segments = states.into_iter().enumerate().filter(|(_, s)| !s.done).map(|(segment, state)| {
+    let work = |held: Held, row: LeaseRow| {
         let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), lease_lost);
         async move {
-            let segment = segment as u32;
+            let segment = held.segment;
+            let fence = held.fence(checkpoints)?;
+            let fence = (mode == Mode::Online).then_some(fence);
             let scan = |start: Option<RawItem>| async move {
                 let _slot = budget.slot().await;
                 scan_page(client, &plan.table, segment, total, start, Some(opts.page_size.unwrap_or(super::options::DEFAULT_PAGE_ITEMS)), None).await
             };
-            let mut page = scan(state.resume_from).await?;
+            let mut page = scan(row.state.resume_from).await?;
             loop {
                 lease_lost.check().await?;
                 if opts.cancel.load(Ordering::SeqCst) {
                     return Err(MigrateError::Interrupted { table: plan.table.clone() });
+                }
+                if held.is_lost() {
+                    return Ok(SegmentEnd::Lost);
                 }
                 let (items, next) = page;
                 // The next page is read while this one is written, so the
@@ -146,8 +157,14 @@ pub(crate) async fn run(
                     }
                 };
                 let (n, started) = (items.len(), std::time::Instant::now());
-                let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters, mode), prefetch);
-                written?;
+                let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters, mode, fence.as_ref()), prefetch);
+                match written {
+                    Err(MigrateError::SegmentLost { .. }) => {
+                        held.lost.store(true, Ordering::SeqCst);
+                        return Ok(SegmentEnd::Lost);
+                    }
+                    other => other?,
+                }
                 tracing::debug!(table = %plan.table, segment, items = n, last = next.is_none(), ms = started.elapsed().as_millis() as u64, "backfill page written");
                 observer.event(Event::Progress {
                     scanned: counters.scanned.load(Ordering::Relaxed),
@@ -156,20 +173,24 @@ pub(crate) async fn run(
                 });
                 // Saved only after every write of the page succeeded: a
                 // crash before this line redoes the page, which is harmless
-                // because items already in their new form are kept.
+                // because items already in their new form are kept. Only
+                // while this worker still holds the segment.
                 let state = SegmentState { done: next.is_none(), resume_from: next };
-                {
+                let saved = {
                     let _slot = budget.slot().await;
-                    checkpoints.save(segment, total, &state).await?;
+                    checkpoints.save_fenced(&held, &state).await?
+                };
+                if !saved {
+                    return Ok(SegmentEnd::Lost);
                 }
                 match fetched? {
                     Some(fetched) => page = fetched,
-                    None => return Ok::<(), MigrateError>(()),
+                    None => return Ok(SegmentEnd::Done),
                 }
             }
         }
-    });
-    let results = futures::future::join_all(segments).await;
+    };
+    let result = share(checkpoints, &sharing, work, |workers| budget.share_among(workers)).await;
     report.scanned += counters.scanned.load(Ordering::Relaxed);
     report.moved += counters.moved.load(Ordering::Relaxed);
     report.updated += counters.updated.load(Ordering::Relaxed);
@@ -180,8 +201,7 @@ pub(crate) async fn run(
         observer.event(Event::Warning(warning.clone()));
         report.warnings.push(warning);
     }
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(())
+    result
 }
 
 /// Rewrites one page: new items first, then deletes of what they replace,
@@ -194,6 +214,7 @@ async fn rewrite_page(
     budget: &Budget,
     counters: &Counters,
     mode: Mode,
+    fence: Option<&aws_sdk_dynamodb::types::ConditionCheck>,
 ) -> Result<(), MigrateError> {
     let pk_attr = &rules.new.pk_attr;
     let (mut puts, mut deletes, mut updates, mut copies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -225,7 +246,7 @@ async fn rewrite_page(
         }
     }
     if !copies.is_empty() {
-        let copied = copy_moves(client, table, pk_attr, copies, budget).await?;
+        let copied = copy_moves(client, table, pk_attr, copies, budget, fence).await?;
         counters.moved.fetch_add(copied, Ordering::Relaxed);
         counters.written.fetch_add(copied, Ordering::Relaxed);
     }

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::retry::retrying;
-use crate::reserved::{checkpoint_sk, reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
+use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -36,7 +36,7 @@ pub(crate) struct Reserved {
 }
 
 impl Reserved {
-    fn key(&self, sk: &str) -> RawItem {
+    pub(crate) fn key(&self, sk: &str) -> RawItem {
         reserved_key(&self.pk_attr, &self.sk_attr, sk)
     }
 
@@ -272,6 +272,14 @@ pub(crate) struct LeaseWatch {
 }
 
 impl LeaseWatch {
+    /// A watch for a worker that holds no lock (`Migrator::work`): its
+    /// segment leases fence its writes instead.
+    pub fn unlocked(table: &str) -> Self {
+        let state = LeaseState::default();
+        state.valid_until.store(u64::MAX / 2, Ordering::SeqCst);
+        LeaseWatch { table: table.to_string(), state: Arc::new(state), lease_ms: 0 }
+    }
+
     /// Returns once the lock is held for a sixth of the lease yet (at
     /// once, normally; after the next renewal when renewals answer late).
     /// Fails once the lock is lost, or when no renewal succeeded for a
@@ -352,22 +360,6 @@ impl Checkpoints {
             }
         }
         Ok(Some((total, states)))
-    }
-
-    /// Records a segment's progress after a page is fully written.
-    pub async fn save(&self, segment: u32, total: u32, state: &SegmentState) -> Result<(), MigrateError> {
-        let mut item = self.at.key(&checkpoint_sk(&self.migration, segment));
-        item.insert("segment".into(), n(segment as u64));
-        item.insert("total_segments".into(), n(total as u64));
-        item.insert("done".into(), AttributeValue::Bool(state.done));
-        if let Some(key) = &state.resume_from {
-            item.insert("resume_from".into(), AttributeValue::M(key.clone()));
-        }
-        item.insert("saved_at_ms".into(), n(now_ms()));
-        retrying(|| self.at.client.put_item().table_name(&self.at.table).set_item(Some(item.clone())).send())
-            .await
-            .map_err(|e| MigrateError::dynamo("PutItem (checkpoint)", &self.at.table, e))?;
-        Ok(())
     }
 
     /// Deletes every checkpoint in the table, this migration's and those

@@ -20,19 +20,36 @@ use crate::retry::{backoff, is_transient, retrying, MAX_ATTEMPTS};
 /// segment of an apply. `None` rate: unlimited.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    rate: Option<f64>,
+    /// The whole budget (`--max-wcu`) and the share of it this worker
+    /// spends (the budget over the live workers), as f64 bits.
+    configured: Option<f64>,
+    rate_bits: std::sync::atomic::AtomicU64,
     state: Mutex<(f64, Instant)>,
 }
 
 impl RateLimiter {
     pub fn new(rate: Option<f64>) -> Arc<Self> {
         let rate = rate.filter(|r| *r > 0.0);
-        Arc::new(RateLimiter { rate, state: Mutex::new((rate.unwrap_or(0.0), Instant::now())) })
+        Arc::new(RateLimiter {
+            configured: rate,
+            rate_bits: std::sync::atomic::AtomicU64::new(rate.unwrap_or(0.0).to_bits()),
+            state: Mutex::new((rate.unwrap_or(0.0), Instant::now())),
+        })
+    }
+
+    /// Spends `1 / workers` of the configured budget from now on.
+    pub fn share_among(&self, workers: usize) {
+        if let Some(rate) = self.configured {
+            self.rate_bits.store((rate / workers.max(1) as f64).to_bits(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Waits until `units` write units may be spent.
     pub async fn acquire(&self, units: f64) {
-        let Some(rate) = self.rate else { return };
+        if self.configured.is_none() {
+            return;
+        }
+        let rate = f64::from_bits(self.rate_bits.load(std::sync::atomic::Ordering::Relaxed));
         // A request larger than one second of budget still has to go out:
         // it drives the bucket negative and later callers wait it off.
         let burst = rate.max(1.0);
@@ -80,6 +97,12 @@ impl Budget {
     /// Waits until `units` write units may be spent.
     pub async fn units(&self, units: f64) {
         self.limiter.acquire(units).await
+    }
+
+    /// Spends `1 / workers` of the write budget: each of that many live
+    /// workers takes its share.
+    pub fn share_among(&self, workers: usize) {
+        self.limiter.share_among(workers)
     }
 }
 
@@ -167,8 +190,9 @@ pub(crate) async fn copy_moves(
     pk_attr: &str,
     moves: Vec<(RawItem, RawItem)>,
     budget: &Budget,
+    fence: Option<&ConditionCheck>,
 ) -> Result<u64, MigrateError> {
-    let chunks = moves.chunks(25).map(|chunk| copy_chunk(client, table, pk_attr, chunk.to_vec(), budget));
+    let chunks = moves.chunks(25).map(|chunk| copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, fence));
     let written = futures::future::try_join_all(chunks).await?;
     Ok(written.into_iter().sum())
 }
@@ -179,6 +203,7 @@ async fn copy_chunk(
     pk_attr: &str,
     mut pending: Vec<(RawItem, RawItem)>,
     budget: &Budget,
+    fence: Option<&ConditionCheck>,
 ) -> Result<u64, MigrateError> {
     let mut written = 0;
     let mut attempt = 0;
@@ -204,6 +229,11 @@ async fn copy_chunk(
             actions.push(TransactWriteItem::builder().condition_check(check).build());
             actions.push(TransactWriteItem::builder().put(put).build());
         }
+        // Last, so that the copies' reasons keep their places: the worker
+        // still holds the segment (see `workers`).
+        if let Some(fence) = fence {
+            actions.push(TransactWriteItem::builder().condition_check(fence.clone()).build());
+        }
         let result = {
             let _slot = budget.slot().await;
             client.transact_write_items().set_transact_items(Some(actions)).send().await
@@ -219,6 +249,15 @@ async fn copy_chunk(
                         Some(c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect())
                     }
                     _ => None,
+                });
+                if fence.is_some()
+                    && reasons.as_ref().and_then(|r| r.get(pending.len() * 2)).is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+                {
+                    return Err(MigrateError::SegmentLost { table: table.to_string() });
+                }
+                let reasons = reasons.map(|mut r| {
+                    r.truncate(pending.len() * 2);
+                    r
                 });
                 match reasons {
                     // Settled copies drop out; the rest (cancelled with

@@ -232,6 +232,13 @@ pub struct ApplyArgs {
     /// waiting for `migrate complete`.
     #[arg(long, requires = "online")]
     pub auto_complete: bool,
+    /// Join an apply of this saved plan that runs elsewhere (another
+    /// process, host or container started `migrate apply PLAN` and holds
+    /// the lock) as one more worker: take a share of its scan segments,
+    /// rewrite them, exit when every segment is done. Start as many as
+    /// you like, at any time; `--max-wcu` is split among the live workers.
+    #[arg(long, requires = "plan", conflicts_with_all = ["online", "offline", "auto_cutover", "auto_complete"])]
+    pub worker: bool,
     /// Allow destructive changes (deleting an index, removing an entity's
     /// items after exporting them).
     #[arg(long)]

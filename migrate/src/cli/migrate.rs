@@ -159,7 +159,7 @@ pub(super) async fn apply_command(aws: &Aws, args: &ApplyArgs, quiet: bool, embe
         }
     };
     let rewrites = plan.changes.iter().any(|c| matches!(c, Change::Rewrite(_) | Change::RemoveEntity { .. }));
-    if rewrites && !args.online && !args.offline {
+    if rewrites && !args.online && !args.offline && !args.worker {
         return Err(MigrateError::Other(
             "this plan rewrites items: choose --online (the application keeps writing; safe on a live table) or --offline \
              (a maintenance window: writes made during the run are not carried over)"
@@ -194,7 +194,9 @@ pub(super) async fn apply_command(aws: &Aws, args: &ApplyArgs, quiet: bool, embe
         cancel,
     };
     let progress = Arc::new(Progress::new(args.json, quiet).with_plan(&plan));
-    let result = if args.online && !plan.is_empty() {
+    let result = if args.worker {
+        Migrator::new(client).work(&plan, &opts, progress.clone(), Duration::from_secs(120)).await
+    } else if args.online && !plan.is_empty() {
         online_apply(aws, client, &plan, &opts, args, &progress).await
     } else {
         Migrator::new(client).apply(&plan, &opts, progress.clone()).await

@@ -50,6 +50,9 @@ fn key_text(item: &RawItem, pk: &str, sk: &str) -> String {
     format!("({}, {})", part(pk), part(sk))
 }
 
+/// A stored new form: its digest, its key, its old form's key.
+type Stored = (u64, RawItem, Option<RawItem>);
+
 fn key_only(item: &RawItem, pk: &str, sk: &str) -> RawItem {
     [pk, sk].into_iter().filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone()))).collect()
 }
@@ -131,7 +134,7 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
     // new key -> digest of what the old form renders, and the old key
     let expected: Mutex<HashMap<String, (u64, RawItem)>> = Mutex::new(HashMap::new());
     // new key -> digest of what is stored, the new key, the old key
-    let stored: Mutex<HashMap<String, (u64, RawItem, Option<RawItem>)>> = Mutex::new(HashMap::new());
+    let stored: Mutex<HashMap<String, Stored>> = Mutex::new(HashMap::new());
     let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let in_place = std::sync::atomic::AtomicU64::new(0);
     let moved_entities: Vec<&str> = plan

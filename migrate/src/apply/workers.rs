@@ -1,0 +1,424 @@
+//! Sharing one migration's scan segments among workers (processes on any
+//! number of hosts, or one), with DynamoDB as the coordinator, in the
+//! manner of the Kinesis Client Library's lease table.
+//!
+//! Each segment's checkpoint item is also its lease:
+//!
+//! | attribute | what |
+//! | --- | --- |
+//! | `owner` | the worker holding the segment (absent: free) |
+//! | `epoch` | raised by one on every take: the fencing token |
+//! | `counter` | raised on every take, renewal and checkpoint: liveness |
+//! | `heartbeat_ms` | wall-clock time of the last renewal (for `status`, and to find leases a crashed run left) |
+//! | `done`, `resume_from` | the checkpoint |
+//!
+//! Rules, each a conditional write:
+//! - a worker *takes* a free segment, or one whose counter did not move
+//!   for a whole lease as it watched (or whose heartbeat is a lease
+//!   old), on the condition that the counter is still the one it saw;
+//! - it *renews* what it holds every third of a lease, and *saves a
+//!   checkpoint*, only on the condition that it is still the owner at its
+//!   epoch: a worker that was paused past its lease and lost the segment
+//!   cannot write either (the fencing token). Its online copies carry the
+//!   same condition (a `ConditionCheck` in their transaction), so it
+//!   cannot write a data item either;
+//! - a worker aims at its share, `ceil(segments left / live workers)`:
+//!   below it, it takes free and expired segments first, then steals one
+//!   segment per round from the worker holding the most, if that one
+//!   holds more than its share (bounded stealing).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue};
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::state::{Checkpoints, SegmentState};
+use crate::error::MigrateError;
+use crate::raw::RawItem;
+use crate::reserved::{checkpoint_sk, CHECKPOINT_PREFIX};
+use crate::retry::retrying;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn num(item: &RawItem, attr: &str) -> Option<u64> {
+    item.get(attr).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+/// One segment's checkpoint and lease, as read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LeaseRow {
+    pub segment: u32,
+    pub total: u32,
+    pub state: SegmentState,
+    pub owner: Option<String>,
+    pub epoch: u64,
+    pub counter: u64,
+    pub heartbeat_ms: Option<u64>,
+}
+
+/// A segment this worker holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub segment: u32,
+    pub epoch: u64,
+    pub owner: String,
+    /// Set when a renewal or a checkpoint found the lease taken.
+    pub lost: Arc<AtomicBool>,
+}
+
+impl Held {
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// The condition every write of this worker for the segment carries:
+    /// still the owner, at the epoch it took the segment in.
+    pub fn fence(&self, cp: &Checkpoints) -> Result<ConditionCheck, MigrateError> {
+        ConditionCheck::builder()
+            .table_name(&cp.at.table)
+            .set_key(Some(cp.at.key(&checkpoint_sk(&cp.migration, self.segment))))
+            .condition_expression("#o = :o AND #e = :e")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "epoch")
+            .expression_attribute_values(":o", AttributeValue::S(self.owner.clone()))
+            .expression_attribute_values(":e", n(self.epoch))
+            .build()
+            .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", cp.at.table)))
+    }
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+impl Checkpoints {
+    /// Every segment's checkpoint and lease.
+    pub async fn rows(&self) -> Result<Vec<LeaseRow>, MigrateError> {
+        let mut rows = Vec::new();
+        for item in self.at.query_prefix(&format!("{CHECKPOINT_PREFIX}{}#", self.migration)).await? {
+            let (Some(segment), Some(total)) = (num(&item, "segment"), num(&item, "total_segments")) else { continue };
+            rows.push(LeaseRow {
+                segment: segment as u32,
+                total: total as u32,
+                state: SegmentState {
+                    done: matches!(item.get("done"), Some(AttributeValue::Bool(true))),
+                    resume_from: item.get("resume_from").and_then(|v| v.as_m().ok()).cloned(),
+                },
+                owner: item.get("owner").and_then(|v| v.as_s().ok()).cloned(),
+                epoch: num(&item, "epoch").unwrap_or(0),
+                counter: num(&item, "counter").unwrap_or(0),
+                heartbeat_ms: num(&item, "heartbeat_ms"),
+            });
+        }
+        rows.sort_by_key(|r| r.segment);
+        Ok(rows)
+    }
+
+    /// Creates the checkpoint of every segment that has none (free, at
+    /// the start), so that workers find them all.
+    pub async fn init(&self, total: u32) -> Result<(), MigrateError> {
+        for segment in 0..total {
+            let mut item = self.at.key(&checkpoint_sk(&self.migration, segment));
+            item.insert("segment".into(), n(segment as u64));
+            item.insert("total_segments".into(), n(total as u64));
+            item.insert("done".into(), AttributeValue::Bool(false));
+            item.insert("epoch".into(), n(0));
+            item.insert("counter".into(), n(0));
+            let result = retrying(|| {
+                self.at
+                    .client
+                    .put_item()
+                    .table_name(&self.at.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(#sk)")
+                    .expression_attribute_names("#sk", &self.at.sk_attr)
+                    .send()
+            })
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(MigrateError::dynamo("PutItem (segment lease)", &self.at.table, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a segment whose counter is still `seen`; `None` if another
+    /// worker moved it first.
+    pub async fn take(&self, segment: u32, seen: u64, me: &str) -> Result<Option<Held>, MigrateError> {
+        let key = self.at.key(&checkpoint_sk(&self.migration, segment));
+        let result = retrying(|| {
+            self.at
+                .client
+                .update_item()
+                .table_name(&self.at.table)
+                .set_key(Some(key.clone()))
+                .update_expression("SET #o = :me, #e = if_not_exists(#e, :zero) + :one, #c = :next, #h = :now")
+                .condition_expression("attribute_exists(#d) AND #d = :false AND (#c = :seen OR (attribute_not_exists(#c) AND :seen = :zero))")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#e", "epoch")
+                .expression_attribute_names("#c", "counter")
+                .expression_attribute_names("#h", "heartbeat_ms")
+                .expression_attribute_names("#d", "done")
+                .expression_attribute_values(":me", AttributeValue::S(me.to_string()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":seen", n(seen))
+                .expression_attribute_values(":next", n(seen + 1))
+                .expression_attribute_values(":now", n(now_ms()))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(out) => {
+                let epoch = out.attributes.as_ref().and_then(|a| num(a, "epoch")).unwrap_or(1);
+                tracing::info!(table = %self.at.table, segment, epoch, owner = me, "segment lease taken");
+                Ok(Some(Held { segment, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
+            }
+            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) => Err(MigrateError::dynamo("UpdateItem (take segment lease)", &self.at.table, e)),
+        }
+    }
+
+    /// Renews a held segment; `false` (and the lease marked lost) when
+    /// another worker took it.
+    pub async fn renew(&self, held: &Held) -> Result<bool, MigrateError> {
+        self.fenced_update(held, "SET #c = if_not_exists(#c, :zero) + :one, #h = :now", HashMap::new(), "renew segment lease").await
+    }
+
+    /// Saves a segment's checkpoint under its lease; `false` (and the
+    /// lease marked lost) when another worker took the segment.
+    pub async fn save_fenced(&self, held: &Held, state: &SegmentState) -> Result<bool, MigrateError> {
+        let mut values = HashMap::from([(":done".to_string(), AttributeValue::Bool(state.done)), (":saved".to_string(), n(now_ms()))]);
+        let update = match &state.resume_from {
+            Some(key) => {
+                values.insert(":from".into(), AttributeValue::M(key.clone()));
+                "SET #c = if_not_exists(#c, :zero) + :one, #h = :now, done = :done, resume_from = :from, saved_at_ms = :saved"
+            }
+            None => "SET #c = if_not_exists(#c, :zero) + :one, #h = :now, done = :done, saved_at_ms = :saved REMOVE resume_from",
+        };
+        self.fenced_update(held, update, values, "save checkpoint").await
+    }
+
+    /// Gives a held segment up, so another worker (or this apply run
+    /// again) takes it at once instead of after a lease.
+    pub async fn release(&self, held: &Held) -> Result<bool, MigrateError> {
+        self.fenced_update(held, "REMOVE #o SET #c = if_not_exists(#c, :zero) + :one, #h = :now", HashMap::new(), "release segment lease").await
+    }
+
+    async fn fenced_update(&self, held: &Held, update: &str, extra: HashMap<String, AttributeValue>, what: &'static str) -> Result<bool, MigrateError> {
+        let key = self.at.key(&checkpoint_sk(&self.migration, held.segment));
+        let mut values = HashMap::from([
+            (":me".to_string(), AttributeValue::S(held.owner.clone())),
+            (":epoch".to_string(), n(held.epoch)),
+            (":zero".to_string(), n(0)),
+            (":one".to_string(), n(1)),
+            (":now".to_string(), n(now_ms())),
+        ]);
+        values.extend(extra);
+        let result = retrying(|| {
+            self.at
+                .client
+                .update_item()
+                .table_name(&self.at.table)
+                .set_key(Some(key.clone()))
+                .update_expression(update)
+                .condition_expression("#o = :me AND #e = :epoch")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#e", "epoch")
+                .expression_attribute_names("#c", "counter")
+                .expression_attribute_names("#h", "heartbeat_ms")
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+        })
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => {
+                if !held.lost.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(table = %self.at.table, segment = held.segment, epoch = held.epoch, what, "segment lease lost to another worker");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(MigrateError::dynamo("UpdateItem (segment lease)", &self.at.table, e)),
+        }
+    }
+}
+
+/// How a worker shares segments.
+#[derive(Debug, Clone)]
+pub(crate) struct Sharing {
+    /// This worker's name (unique among the workers).
+    pub me: String,
+    /// A lease not renewed for this long is taken over.
+    pub lease: Duration,
+}
+
+/// How a segment's work ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SegmentEnd {
+    Done,
+    /// The lease went to another worker; it goes on from the checkpoint.
+    Lost,
+}
+
+/// Runs `work` for segments of the migration, shared with every other
+/// worker running this same loop, until every segment is done. `work`
+/// gets the lease and must save checkpoints with
+/// [`Checkpoints::save_fenced`], stopping when it returns `false`.
+/// `on_workers` hears how many workers are live (for the write budget).
+pub(crate) async fn share<F, Fut>(cp: &Checkpoints, sharing: &Sharing, work: F, on_workers: impl Fn(usize)) -> Result<(), MigrateError>
+where
+    F: FnMut(Held, LeaseRow) -> Fut,
+    Fut: Future<Output = Result<SegmentEnd, MigrateError>>,
+{
+    let mut held: HashMap<u32, Held> = HashMap::new();
+    let result = share_loop(cp, sharing, work, on_workers, &mut held).await;
+    if result.is_err() {
+        // Stopped early (an error, Ctrl-C): the segments go back at once.
+        for h in held.values().filter(|h| !h.is_lost()) {
+            let _ = cp.release(h).await;
+        }
+    }
+    result
+}
+
+async fn share_loop<F, Fut>(
+    cp: &Checkpoints,
+    sharing: &Sharing,
+    mut work: F,
+    on_workers: impl Fn(usize),
+    held: &mut HashMap<u32, Held>,
+) -> Result<(), MigrateError>
+where
+    F: FnMut(Held, LeaseRow) -> Fut,
+    Fut: Future<Output = Result<SegmentEnd, MigrateError>>,
+{
+    let tick = sharing.lease / 3;
+    let me = sharing.me.as_str();
+    // The first error of a segment: returned once the others stopped.
+    let mut failed: Option<MigrateError> = None;
+    // segment -> (counter, when it was first seen at that value)
+    let mut seen: HashMap<u32, (u64, Instant)> = HashMap::new();
+    let mut tasks = FuturesUnordered::new();
+    let mut last_workers = 0;
+    loop {
+        for h in held.values() {
+            if !h.is_lost() {
+                cp.renew(h).await?;
+            }
+        }
+        if let Some(e) = failed.take() {
+            if tasks.is_empty() {
+                return Err(e);
+            }
+            failed = Some(e);
+        }
+        let rows = cp.rows().await?;
+        let left: Vec<&LeaseRow> = rows.iter().filter(|r| !r.state.done).collect();
+        if left.is_empty() && tasks.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for r in &rows {
+            match seen.get(&r.segment) {
+                Some((c, _)) if *c == r.counter => {}
+                _ => {
+                    seen.insert(r.segment, (r.counter, now));
+                }
+            }
+        }
+        let expired = |r: &LeaseRow| {
+            let watched = seen.get(&r.segment).is_some_and(|(_, since)| since.elapsed() >= sharing.lease);
+            let stale = r.heartbeat_ms.is_some_and(|h| now_ms().saturating_sub(h) > sharing.lease.as_millis() as u64 + 1000);
+            r.owner.is_some() && r.owner.as_deref() != Some(me) && (watched || stale)
+        };
+        let mut owners: HashMap<&str, Vec<&LeaseRow>> = HashMap::new();
+        for r in &left {
+            if let Some(o) = r.owner.as_deref() {
+                if !expired(r) && o != me {
+                    owners.entry(o).or_default().push(r);
+                }
+            }
+        }
+        let workers = owners.len() + 1;
+        if workers != last_workers {
+            tracing::info!(table = %cp.at.table, workers, segments_left = left.len(), "live workers");
+            on_workers(workers);
+            last_workers = workers;
+        }
+        // After a failure no segment is taken; the running ones end at
+        // their next page boundary (as Ctrl-C stops them, or on their own).
+        let share = if failed.is_some() { 0 } else { left.len().div_ceil(workers) };
+        let mine = |held: &HashMap<u32, Held>| held.values().filter(|h| !h.is_lost()).count();
+        // Free and expired segments first.
+        let takeable: Vec<&LeaseRow> = left.iter().copied().filter(|r| (r.owner.is_none() || expired(r)) && !held.contains_key(&r.segment)).collect();
+        for r in takeable {
+            if mine(held) >= share {
+                break;
+            }
+            if let Some(h) = cp.take(r.segment, r.counter, me).await? {
+                held.insert(r.segment, h.clone());
+                tasks.push(run_one(h, r.clone(), &mut work));
+            }
+        }
+        // Then one segment from the busiest worker, if it holds more than
+        // its share.
+        if mine(held) < share {
+            if let Some((owner, theirs)) = owners.iter().max_by_key(|(_, v)| v.len()) {
+                if theirs.len() > share {
+                    let r = theirs[0];
+                    if let Some(h) = cp.take(r.segment, r.counter, me).await? {
+                        tracing::info!(table = %cp.at.table, segment = r.segment, from = owner, "segment stolen to balance the workers");
+                        held.insert(r.segment, h.clone());
+                        tasks.push(run_one(h, r.clone(), &mut work));
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            Some(result) = tasks.next(), if !tasks.is_empty() => {
+                let (segment, end) = result;
+                match end {
+                    Ok(_) => {
+                        held.remove(&segment);
+                    }
+                    // Kept, so that it is released when the worker stops.
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_one<F, Fut>(held: Held, row: LeaseRow, work: &mut F) -> impl Future<Output = (u32, Result<SegmentEnd, MigrateError>)>
+where
+    F: FnMut(Held, LeaseRow) -> Fut,
+    Fut: Future<Output = Result<SegmentEnd, MigrateError>>,
+{
+    let segment = held.segment;
+    let fut = work(held, row);
+    async move { (segment, fut.await) }
+}
+
+/// A worker name unique among processes and hosts: `base` plus random
+/// bits.
+pub(crate) fn worker_name(base: &str) -> String {
+    format!("{base} #{:08x}", fastrand::u32(..))
+}
