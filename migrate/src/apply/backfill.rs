@@ -125,7 +125,7 @@ pub(crate) async fn run(
     let counters = Counters::default();
     let expected: Option<u64> = (!plan.entities.is_empty()).then(|| plan.entities.iter().map(|e| e.items).sum());
     let rules = Rules::new(plan, &opts.defaults);
-    let sharing = Sharing { me: worker_name(&opts.owner), lease: opts.lease };
+    let sharing = Sharing { me: worker_name(&opts.owner), lease: opts.lease, max_held: opts.concurrency.unwrap_or(total) as usize };
 
     let work = |held: Held, row: LeaseRow| {
         let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), lease_lost);

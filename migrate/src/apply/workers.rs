@@ -22,8 +22,10 @@
 //!   cannot write either (the fencing token). Its online copies carry the
 //!   same condition (a `ConditionCheck` in their transaction), so it
 //!   cannot write a data item either;
-//! - a worker aims at its share, `ceil(segments left / live workers)`:
-//!   below it, it takes free and expired segments first, then steals one
+//! - a worker aims at its share, `ceil(segments left / live workers)`,
+//!   and holds no more segments than it keeps requests in flight (more
+//!   would wait for a slot while another worker could run them): below
+//!   it, it takes free and expired segments first, then steals one
 //!   segment per round from the worker holding the most, if that one
 //!   holds more than its share (bounded stealing).
 
@@ -265,6 +267,10 @@ pub(crate) struct Sharing {
     pub me: String,
     /// A lease not renewed for this long is taken over.
     pub lease: Duration,
+    /// Segments held at once at most: the requests this worker keeps in
+    /// flight (a segment more would only wait for a slot, while another
+    /// worker could run it).
+    pub max_held: usize,
 }
 
 /// How a segment's work ended.
@@ -307,7 +313,12 @@ where
     F: FnMut(Held, LeaseRow) -> Fut,
     Fut: Future<Output = Result<SegmentEnd, MigrateError>>,
 {
-    let tick = sharing.lease / 3;
+    // Renewals every third of a lease; a look for work to take twice a
+    // second at most, so that a worker joining or a segment ending is
+    // noticed soon.
+    let renew_every = sharing.lease / 3;
+    let tick = renew_every.min(Duration::from_millis(500));
+    let mut renewed = Instant::now();
     let me = sharing.me.as_str();
     // The first error of a segment: returned once the others stopped.
     let mut failed: Option<MigrateError> = None;
@@ -316,9 +327,12 @@ where
     let mut tasks = FuturesUnordered::new();
     let mut last_workers = 0;
     loop {
-        for h in held.values() {
-            if !h.is_lost() {
-                cp.renew(h).await?;
+        if renewed.elapsed() >= renew_every {
+            renewed = Instant::now();
+            for h in held.values() {
+                if !h.is_lost() {
+                    cp.renew(h).await?;
+                }
             }
         }
         if let Some(e) = failed.take() {
@@ -362,7 +376,7 @@ where
         }
         // After a failure no segment is taken; the running ones end at
         // their next page boundary (as Ctrl-C stops them, or on their own).
-        let share = if failed.is_some() { 0 } else { left.len().div_ceil(workers) };
+        let share = if failed.is_some() { 0 } else { left.len().div_ceil(workers).min(sharing.max_held.max(1)) };
         let mine = |held: &HashMap<u32, Held>| held.values().filter(|h| !h.is_lost()).count();
         // Free and expired segments first.
         let takeable: Vec<&LeaseRow> = left.iter().copied().filter(|r| (r.owner.is_none() || expired(r)) && !held.contains_key(&r.segment)).collect();

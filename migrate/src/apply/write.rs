@@ -33,7 +33,9 @@ impl RateLimiter {
         Arc::new(RateLimiter {
             configured: rate,
             rate_bits: std::sync::atomic::AtomicU64::new(rate.unwrap_or(0.0).to_bits()),
-            state: Mutex::new((rate.unwrap_or(0.0), Instant::now())),
+            // Empty at the start: workers joining one by one each start
+            // with their share, not with a second of the whole budget.
+            state: Mutex::new((0.0, Instant::now())),
         })
     }
 
