@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -110,6 +110,7 @@ pub(crate) async fn run(
     observer: Arc<dyn Observer>,
     report: &mut ApplyReport,
     mode: Mode,
+    throttle: Option<&AtomicBool>,
 ) -> Result<(), MigrateError> {
     // Every segment's checkpoint is also its lease (see `workers`): made
     // here when this is the first worker of the migration.
@@ -145,6 +146,15 @@ pub(crate) async fn run(
                 }
                 if held.is_lost() {
                     return Ok(SegmentEnd::Lost);
+                }
+                // The stream replay comes first (gh-ost's rule: live changes
+                // ahead of the row copy): while it is behind, the copy waits,
+                // up to two seconds a page so that it always moves on.
+                if let Some(throttle) = throttle {
+                    let since = std::time::Instant::now();
+                    while throttle.load(Ordering::Relaxed) && since.elapsed() < std::time::Duration::from_secs(2) {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
                 }
                 let (items, next) = page;
                 // The next page is read while this one is written, so the

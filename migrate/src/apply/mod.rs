@@ -242,7 +242,7 @@ impl Migrator {
         let online = !at.query_prefix(crate::reserved::ONLINE_SK).await?.is_empty();
         let mode = if online { backfill::Mode::Online } else { backfill::Mode::Quiet };
         let mut report = ApplyReport::default();
-        backfill::run(&self.client, plan, &opts, &checkpoints, &LeaseWatch::unlocked(&plan.table), observer, &mut report, mode).await?;
+        backfill::run(&self.client, plan, &opts, &checkpoints, &LeaseWatch::unlocked(&plan.table), observer, &mut report, mode, None).await?;
         Ok(report)
     }
 
@@ -346,7 +346,7 @@ impl Migrator {
                         report.exports.push(path);
                     }
                     step("rewrite items (parallel scan)".to_string());
-                    backfill::run(&self.client, plan, opts, checkpoints, &lease.watch(), observer.clone(), report, backfill::Mode::Quiet).await?;
+                    backfill::run(&self.client, plan, opts, checkpoints, &lease.watch(), observer.clone(), report, backfill::Mode::Quiet, None).await?;
                 }
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }

@@ -96,6 +96,9 @@ struct Shared {
     caught_up: AtomicBool,
     /// Drain: stop after reading every shard to its end.
     drain: AtomicBool,
+    /// The replay is behind (a shard had a full page waiting, or the last
+    /// round took long): the backfill waits.
+    behind: AtomicBool,
     lags: Mutex<Vec<f64>>,
 }
 
@@ -120,6 +123,10 @@ pub struct OnlineMigration {
     /// Steps before the phases, for numbering.
     step_base: usize,
 }
+
+/// A replay round taking longer than this means the replay is behind the
+/// application: the backfill waits (see `Shared::behind`).
+const BEHIND_AFTER_MS: u64 = 300;
 
 /// Steps of the phases: copy + replay, cut-over, contract.
 const PHASE_STEPS: usize = 3;
@@ -273,11 +280,12 @@ impl Migrator {
             // The replay starts first, so no change waits for the backfill.
             online.start_replay(&state.stream_arn, &lease).await?;
             let copy_opts = opts.clone();
-            let (client, plan, observer, lease_watch) = (self.client.clone(), plan.clone(), observer.clone(), lease.watch());
+            let (client, plan, observer, lease_watch, replay_shared) = (self.client.clone(), plan.clone(), observer.clone(), lease.watch(), shared.clone());
             online.backfill = Some(tokio::spawn(async move {
                 let mut report = ApplyReport::default();
                 lease_watch.check().await?;
-                backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online).await?;
+                backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online, Some(&replay_shared.behind))
+                    .await?;
                 observer.event(Event::Warning("backfill done; the replay catches up with the stream".into()));
                 Ok(report)
             }));
@@ -325,6 +333,7 @@ async fn replay_loop(
         let records: Vec<stream::StreamRecord> =
             batches.iter().flat_map(|b| b.records.iter()).filter(|r| !is_reserved_in(&r.keys, &plan.to.pk_attr)).cloned().collect();
         let n = records.len();
+        let mut round_ms = 0;
         let next = if n > 0 {
             let now = now_secs();
             let lags: Vec<f64> = records.iter().filter_map(|r| r.created_at).map(|t| (now - t).max(0.0)).collect();
@@ -332,6 +341,7 @@ async fn replay_loop(
             let (applied, next) =
                 futures::join!(replay::apply_round(&client, &plan.table, &rules, records, &budget, &shared.counters), tail.poll());
             applied?;
+            round_ms = started.elapsed().as_millis() as u64;
             let lag_max = lags.iter().copied().fold(0.0, f64::max);
             tracing::debug!(table = %plan.table, records = n, shards = batches.len(), ms = started.elapsed().as_millis() as u64, lag_max_s = lag_max, "replay round applied");
             shared.lags.lock().expect("lags").extend(lags);
@@ -350,6 +360,7 @@ async fn replay_loop(
         // have stopped, waits for rounds with nothing at all.
         let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT) && !tail.discovery_pending();
         shared.caught_up.store(at_head, Ordering::SeqCst);
+        shared.behind.store(!at_head || round_ms > BEHIND_AFTER_MS, Ordering::Relaxed);
         if shared.drain.load(Ordering::SeqCst) {
             let started = *drain_started.get_or_insert_with(Instant::now);
             drain_rounds += 1;
