@@ -402,10 +402,27 @@ mod tests {
         for _ in 0..30 {
             limiter.acquire(10.0).await;
         }
-        // 300 units at 200/s with a 200-unit burst: 0.5 s of waiting.
+        // 300 units at 200/s, the bucket empty at the start: 1.5 s.
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(500) && waited < Duration::from_millis(600), "{waited:?}");
+        assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_millis(1600), "{waited:?}");
         let unlimited = RateLimiter::new(None);
+        unlimited.acquire(1e9).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limiter_shared_among_workers_spends_its_share() {
+        let limiter = RateLimiter::new(Some(200.0));
+        limiter.share_among(4);
+        let start = Instant::now();
+        for _ in 0..10 {
+            limiter.acquire(10.0).await;
+        }
+        // 100 units at 50/s: 2 s.
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(2000) && waited < Duration::from_millis(2100), "{waited:?}");
+        // No budget: nothing to share.
+        let unlimited = RateLimiter::new(None);
+        unlimited.share_among(4);
         unlimited.acquire(1e9).await;
     }
 }

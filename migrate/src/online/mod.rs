@@ -427,6 +427,9 @@ impl OnlineMigration {
         let positions = state::load_shards(&self.at, &self.migration).await?;
         let tail = StreamTail::new(self.streams.clone(), self.plan.table.clone(), stream_arn.to_string(), positions);
         self.shared.drain.store(false, Ordering::SeqCst);
+        // Not caught up until the new replay says so (after a rollback the
+        // old one's last word was "caught up").
+        self.shared.caught_up.store(false, Ordering::SeqCst);
         self.replay = Some(tokio::spawn(replay_loop(
             self.client.clone(),
             self.plan.clone(),
