@@ -31,6 +31,10 @@ pub(crate) fn is_transient<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: 
                 | "InternalServerError"
                 | "InternalFailure"
                 | "ServiceUnavailable"
+                // A write that met an item another transaction holds (the
+                // application's, or a worker's copy checking its lease):
+                // AWS's advice is to send it again.
+                | "TransactionConflictException"
         )
     )
 }

@@ -160,6 +160,10 @@ impl Checkpoints {
     /// worker moved it first.
     pub async fn take(&self, segment: u32, seen: u64, me: &str) -> Result<Option<Held>, MigrateError> {
         let key = self.at.key(&checkpoint_sk(&self.migration, segment));
+        // A checkpoint written before leases existed has no counter: it
+        // reads as 0.
+        let counter = if seen == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
+        let condition = format!("attribute_exists(#d) AND #d = :false AND {counter}");
         let result = retrying(|| {
             self.at
                 .client
@@ -167,7 +171,7 @@ impl Checkpoints {
                 .table_name(&self.at.table)
                 .set_key(Some(key.clone()))
                 .update_expression("SET #o = :me, #e = if_not_exists(#e, :zero) + :one, #c = :next, #h = :now")
-                .condition_expression("attribute_exists(#d) AND #d = :false AND (#c = :seen OR (attribute_not_exists(#c) AND :seen = :zero))")
+                .condition_expression(&condition)
                 .expression_attribute_names("#o", "owner")
                 .expression_attribute_names("#e", "epoch")
                 .expression_attribute_names("#c", "counter")
