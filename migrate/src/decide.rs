@@ -78,7 +78,9 @@ impl<'a> Rules<'a> {
         }
     }
 
-    fn key_of(&self, item: &RawItem) -> RawItem {
+    /// The table key of `item`, in the new design's key attributes (the
+    /// same attributes as the old design's: the table's key schema).
+    pub fn key_of(&self, item: &RawItem) -> RawItem {
         [&self.new.pk_attr, &self.new.sk_attr]
             .into_iter()
             .filter_map(|a| item.get(a).map(|v| (a.clone(), v.clone())))

@@ -99,10 +99,6 @@ impl Held {
     }
 }
 
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
-    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
-}
-
 impl Checkpoints {
     /// Every segment's checkpoint and lease.
     pub async fn rows(&self) -> Result<Vec<LeaseRow>, MigrateError> {
@@ -149,7 +145,7 @@ impl Checkpoints {
             .await;
             match result {
                 Ok(_) => {}
-                Err(e) if conditional_failed(&e) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(MigrateError::dynamo("PutItem (segment lease)", &self.at.table, e)),
             }
         }
@@ -194,7 +190,7 @@ impl Checkpoints {
                 tracing::info!(table = %self.at.table, segment, epoch, owner = me, "segment lease taken");
                 Ok(Some(Held { segment, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
             }
-            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
             Err(e) => Err(MigrateError::dynamo("UpdateItem (take segment lease)", &self.at.table, e)),
         }
     }
@@ -253,7 +249,7 @@ impl Checkpoints {
         .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 if !held.lost.swap(true, Ordering::SeqCst) {
                     tracing::warn!(table = %self.at.table, segment = held.segment, epoch = held.epoch, what, "segment lease lost to another worker");
                 }

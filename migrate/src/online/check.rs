@@ -53,10 +53,6 @@ fn key_text(item: &RawItem, pk: &str, sk: &str) -> String {
 /// A stored new form: its digest, its key, its old form's key.
 type Stored = (u64, RawItem, Option<RawItem>);
 
-fn key_only(item: &RawItem, pk: &str, sk: &str) -> RawItem {
-    [pk, sk].into_iter().filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone()))).collect()
-}
-
 /// The old form's key of a new-form item, rendered with the old design.
 fn old_key_of(plan: &Plan, entity: &str, item: &RawItem) -> Option<RawItem> {
     let old = plan.from.as_ref()?;
@@ -110,7 +106,7 @@ async fn recheck(
     // new form to compare with only if the key was read.
     let new = match (&rendered, new, &new_key) {
         (Some(r), None, None) => {
-            let k = key_only(r, &rules.new.pk_attr, &rules.new.sk_attr);
+            let k = rules.key_of(r);
             let out = retrying(|| client.get_item().table_name(&plan.table).set_key(Some(k.clone())).consistent_read(true).send())
                 .await
                 .map_err(|e| MigrateError::dynamo("GetItem (content check)", &plan.table, e))?;
@@ -176,7 +172,7 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
                                 let entity = item.get(entity_attr.as_str()).and_then(|v| v.as_s().ok());
                                 if let Some(entity) = entity.filter(|e| moved_entities.contains(&e.as_str())) {
                                     let old_key = old_key_of(plan, entity, &item);
-                                    let new_key = key_only(&item, pk, sk);
+                                    let new_key = rules.key_of(&item);
                                     stored.lock().expect("check").insert(key_text(&item, pk, sk), (digest(&item), new_key, old_key));
                                 } else {
                                     in_place.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -94,11 +94,7 @@ pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segment
                             Ok(ItemAction::Delete { key }) => Some(Ok((key, item))),
                             Ok(_) => {
                                 if let Some(token) = item.get(WRITE_TOKEN_ATTR) {
-                                    let key = [pk, plan.to.sk_attr.as_str()]
-                                        .into_iter()
-                                        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
-                                        .collect();
-                                    tokened.push((key, token.clone()));
+                                    tokened.push((rules.key_of(&item), token.clone()));
                                 }
                                 None
                             }

@@ -169,10 +169,7 @@ async fn apply_one(
                 )));
             };
             if let ItemAction::Move { new_item, .. } = rules.decide(image).map_err(blocked)? {
-                let key: RawItem = [&rules.new.pk_attr, &rules.new.sk_attr]
-                    .into_iter()
-                    .filter_map(|a| new_item.get(a).map(|v| (a.clone(), v.clone())))
-                    .collect::<HashMap<String, AttributeValue>>();
+                let key = rules.key_of(&new_item);
                 let (condition, names, values) = token_condition(&rules.new.pk_attr, Some(image), false);
                 let result = retrying(|| async {
                     budget.units(1.0).await;
