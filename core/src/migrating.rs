@@ -1,56 +1,5 @@
-//! Migrate-on-read: a [`Table`] for the new version of an application
-//! that runs *while* an online migration (`singletable migrate apply
-//! --online`) moves its items to new keys, so the new version can be
-//! deployed before cut-over and no write ever pauses.
-//!
-//! # What it does in each phase
-//!
-//! It reads the phase from the table (the migration's state item, at most
-//! [`PHASE_REFRESH`] old) or is given it ([`MigratingTable::with_phase`]).
-//! For an entity whose table key changes:
-//!
-//! | phase | reads | writes |
-//! | --- | --- | --- |
-//! | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it | both forms in one transaction; puts stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
-//! | [`CutOver`](MigrationPhase::CutOver) (cut over, not contracted) | the new form | both forms, as in expand, conditions deciding on the new form: the old form stays current, so rolling back to the old version loses nothing |
-//! | [`Contract`](MigrationPhase::Contract), [`Done`](MigrationPhase::Done) | the new form | the new form only |
-//!
-//! Entities whose table key does not change (a new or changed index, or
-//! no change) are read and written as [`Table`] does.
-//!
-//! Why it is safe alongside the migration's own writers:
-//! - the backfill copies an old form only where no new form exists, in a
-//!   transaction that checks the old form is still there, so it never
-//!   overwrites a new form this table wrote and never brings back one it
-//!   deleted (deletes remove both forms at once);
-//! - the stream replay carries an old-form change over only when the new
-//!   form holds the write token that change started from: after this
-//!   table's write the tokens differ, so an older change is never
-//!   replayed over it, and this table's own changes are never replayed
-//!   again;
-//! - the apply changes the phase to `contract`, then waits
-//!   [`PHASE_SETTLE`] before deleting old forms, so every instance has
-//!   stopped writing them; a write that lands later anyway (an instance
-//!   frozen for longer) is never deleted: contract deletes an old form
-//!   only if it is unchanged, and names the item otherwise.
-//!
-//! The old form is found from the new key: the old key template's fields
-//! must all be fields of the new key ([`Error::OldKeyNotDerivable`]
-//! otherwise, when the table is built).
-//!
-//! ```no_run
-//! # use singletable::{Item, Table, TableDesign};
-//! # #[derive(Item)]
-//! # #[item(pk = "ORG#{org}#USER#{id}", sk = "PROFILE")]
-//! # struct User { org: String, id: String, name: String }
-//! # async fn demo(table: Table, old: TableDesign) -> Result<(), singletable::Error> {
-//! // `table` is built with the new design; `old` is the design the table
-//! // was migrated from (the recorded design, or the old version's).
-//! let table = table.migrating_from(old)?;
-//! table.put(&User { org: "acme".into(), id: "ann".into(), name: "Ann".into() }).await?;
-//! let ann = table.get::<User>(&("acme".into(), "ann".into())).await?;
-//! # Ok(()) }
-//! ```
+//! Migrate-on-read: [`MigratingTable`], the new version's table during an
+//! online migration (its docs are the manual).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -72,8 +21,8 @@ use crate::reserved::{DESIGN_ATTR, DESIGN_SK, ONLINE_SK, PHASE_ATTR, PHASE_REFRE
 use crate::table::Table;
 use crate::Item;
 
-/// Where an online migration stands, as the application sees it; see the
-/// [module docs](self) for what a [`MigratingTable`] does in each.
+/// Where an online migration stands, as the application sees it; see
+/// [`MigratingTable`] for what it does in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MigrationPhase {
@@ -97,8 +46,59 @@ enum Source {
     Recorded(Mutex<Option<(Instant, MigrationPhase)>>),
 }
 
-/// A [`Table`] for an application's new version during an online
-/// migration; see the [module docs](self).
+/// Migrate-on-read: a [`Table`] for the new version of an application
+/// that runs *while* an online migration (`singletable migrate apply
+/// --online`) moves its items to new keys, so the new version can be
+/// deployed before cut-over and no write ever pauses.
+///
+/// # What it does in each phase
+///
+/// It reads the phase from the table (the migration's state item, at most
+/// [`PHASE_REFRESH`] old) or is given it ([`MigratingTable::with_phase`]).
+/// For an entity whose table key changes:
+///
+/// | phase | reads | writes |
+/// | --- | --- | --- |
+/// | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it | both forms in one transaction; puts stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
+/// | [`CutOver`](MigrationPhase::CutOver) (cut over, not contracted) | the new form | both forms, as in expand, conditions deciding on the new form: the old form stays current, so rolling back to the old version loses nothing |
+/// | [`Contract`](MigrationPhase::Contract), [`Done`](MigrationPhase::Done) | the new form | the new form only |
+///
+/// Entities whose table key does not change (a new or changed index, or
+/// no change) are read and written as [`Table`] does.
+///
+/// Why it is safe alongside the migration's own writers:
+/// - the backfill copies an old form only where no new form exists, in a
+///   transaction that checks the old form is still there, so it never
+///   overwrites a new form this table wrote and never brings back one it
+///   deleted (deletes remove both forms at once);
+/// - the stream replay carries an old-form change over only when the new
+///   form holds the write token that change started from: after this
+///   table's write the tokens differ, so an older change is never
+///   replayed over it, and this table's own changes are never replayed
+///   again;
+/// - the apply changes the phase to `contract`, then waits
+///   [`PHASE_SETTLE`](crate::reserved::PHASE_SETTLE) before deleting old forms, so every instance has
+///   stopped writing them; a write that lands later anyway (an instance
+///   frozen for longer) is never deleted: contract deletes an old form
+///   only if it is unchanged, and names the item otherwise.
+///
+/// The old form is found from the new key: the old key template's fields
+/// must all be fields of the new key ([`Error::OldKeyNotDerivable`]
+/// otherwise, when the table is built).
+///
+/// ```no_run
+/// # use singletable::{Item, Table, TableDesign};
+/// # #[derive(Item)]
+/// # #[item(pk = "ORG#{org}#USER#{id}", sk = "PROFILE")]
+/// # struct User { org: String, id: String, name: String }
+/// # async fn demo(table: Table, old: TableDesign) -> Result<(), singletable::Error> {
+/// // `table` is built with the new design; `old` is the design the table
+/// // was migrated from (the recorded design, or the old version's).
+/// let table = table.migrating_from(old)?;
+/// table.put(&User { org: "acme".into(), id: "ann".into(), name: "Ann".into() }).await?;
+/// let ann = table.get::<User>(&("acme".into(), "ann".into())).await?;
+/// # Ok(()) }
+/// ```
 pub struct MigratingTable {
     table: Table,
     old: TableDesign,
