@@ -79,8 +79,9 @@ enum Source {
 /// - the apply changes the phase to `contract`, then waits
 ///   [`PHASE_SETTLE`](crate::reserved::PHASE_SETTLE) before deleting old forms, so every instance has
 ///   stopped writing them; a write that lands later anyway (an instance
-///   frozen for longer) is never deleted: contract deletes an old form
-///   only if it is unchanged, and names the item otherwise.
+///   frozen for longer) is never lost: it reached the new form too, and
+///   contract deletes an old form only if it is unchanged since contract
+///   read it, naming the item otherwise.
 ///
 /// The old form is found from the new key: the old key template's fields
 /// must all be fields of the new key ([`Error::OldKeyNotDerivable`]

@@ -469,9 +469,9 @@ async fn an_apply_whose_lock_release_lost_its_answer_succeeds() {
     result.expect("the apply completed: it must not report a failure");
 }
 
-/// Contract deletes each old form on the condition that it is unchanged.
-/// One such delete is applied, its answer lost; the SDK sends it again,
-/// and the second attempt finds no item.
+/// Contract deletes each old form on the condition that it is unchanged,
+/// up to 25 in a transaction. One such transaction is applied, its answer
+/// lost; the SDK sends it again, and the second attempt finds no items.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contract_delete_whose_answer_was_lost_is_not_reported_as_changed() {
     let _one = one_at_a_time().await;
@@ -483,9 +483,10 @@ async fn a_contract_delete_whose_answer_was_lost_is_not_reported_as_changed() {
     bounded(60, "catch-up", online.wait_caught_up()).await.unwrap();
     bounded(60, "cut-over", online.cutover()).await.unwrap();
     // Contract's deletes compare every attribute: `#a0` is in no other
-    // DeleteItem of the apply.
-    proxy.script("DeleteItem", 1, Fault::DropApplied, |b| {
-        b["ConditionExpression"].as_str().is_some_and(|c| c.contains("#a0")) && key_sk(b).is_some_and(|sk| sk.starts_with("USER#"))
+    // transaction of the apply.
+    proxy.script("TransactWriteItems", 1, Fault::DropApplied, |b| {
+        let delete = &b["TransactItems"][0]["Delete"];
+        delete["ConditionExpression"].as_str().is_some_and(|c| c.contains("#a0")) && key_sk(delete).is_some_and(|sk| sk.starts_with("USER#"))
     });
     let result = bounded(60, "complete", online.complete()).await;
     let items = harness::scan_all(&s.direct, &s.table).await;
@@ -495,7 +496,7 @@ async fn a_contract_delete_whose_answer_was_lost_is_not_reported_as_changed() {
         result.as_ref().map(|r| r.deleted).map_err(first_line),
         proxy.counts()
     );
-    assert_eq!(proxy.scripted_left(), 0, "a contract delete was hit");
+    assert_eq!(proxy.scripted_left(), 0, "a transaction of contract deletes was hit");
     assert_eq!(old_forms, 0, "every old form is gone, the one whose answer was lost included");
     singletable_tests::delete_table(&s.direct, &s.table).await;
     result.expect("nothing changed after cut-over: complete must succeed");

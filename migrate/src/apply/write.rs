@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, ConditionCheck, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
@@ -183,9 +183,9 @@ pub(crate) fn delete_request(key: RawItem) -> WriteRequest {
 /// overwrites what the stream replay (or anyone) already wrote at the new
 /// key, and never brings back an item deleted since it was read: at the
 /// instant the copy commits, the old item is there and the new one is not.
-/// Up to 25 copies share a transaction; when DynamoDB cancels it, copies
-/// whose condition failed are settled (someone got there first) and the
-/// others are sent again. Returns how many copies were written.
+/// Up to 25 copies share a transaction ([`transaction_chunks`],
+/// [`transact_parts`]). Returns
+/// how many copies were written.
 pub(crate) async fn copy_moves(
     client: &Client,
     table: &str,
@@ -194,123 +194,177 @@ pub(crate) async fn copy_moves(
     budget: &Budget,
     fence: Option<&ConditionCheck>,
 ) -> Result<u64, MigrateError> {
+    let actions = |(new_item, old_key): &(RawItem, RawItem)| -> Result<Vec<TransactWriteItem>, MigrateError> {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(old_key.clone()))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", pk_attr)
+            .build()
+            .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(new_item.clone()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", pk_attr)
+            .build()
+            .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
+        Ok(vec![TransactWriteItem::builder().condition_check(check).build(), TransactWriteItem::builder().put(put).build()])
+    };
+    // A transactional write costs two units per item written or checked.
+    let units = |(new_item, _): &(RawItem, RawItem)| 2.0 * write_units(new_item) + 2.0;
+    let size = |(new_item, old_key): &(RawItem, RawItem)| singletable::item_size(new_item) + singletable::item_size(old_key);
+    let count = |settled: Vec<((RawItem, RawItem), Settled)>| settled.iter().filter(|(_, s)| matches!(s, Settled::Written)).count() as u64;
     if fence.is_some() {
         // Every chunk checks the same lease item, and transactions that
         // share an item conflict on the service: one at a time per segment
         // (the segments still run side by side).
         let mut written = 0;
-        for chunk in moves.chunks(25) {
-            written += copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, fence).await?;
+        for chunk in transaction_chunks(&moves, size) {
+            written += count(transact_parts(client, table, "copy", chunk, &actions, &units, budget, fence).await?);
         }
         return Ok(written);
     }
-    let chunks = moves.chunks(25).map(|chunk| copy_chunk(client, table, pk_attr, chunk.to_vec(), budget, fence));
-    let written = futures::future::try_join_all(chunks).await?;
-    Ok(written.into_iter().sum())
+    let chunks = transaction_chunks(&moves, size).into_iter().map(|chunk| transact_parts(client, table, "copy", chunk, &actions, &units, budget, fence));
+    let settled = futures::future::try_join_all(chunks).await?;
+    Ok(settled.into_iter().map(count).sum())
 }
 
-async fn copy_chunk(
-    client: &Client,
-    table: &str,
-    pk_attr: &str,
-    mut pending: Vec<(RawItem, RawItem)>,
-    budget: &Budget,
-    fence: Option<&ConditionCheck>,
-) -> Result<u64, MigrateError> {
-    let mut written = 0;
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        // A transactional write costs two units per item written or checked.
-        budget.units(pending.iter().map(|(new, _)| 2.0 * write_units(new) + 2.0).sum()).await;
-        let mut actions = Vec::with_capacity(pending.len() * 2);
-        for (new_item, old_key) in &pending {
-            let check = ConditionCheck::builder()
-                .table_name(table)
-                .set_key(Some(old_key.clone()))
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#pk", pk_attr)
-                .build()
-                .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
-            let put = Put::builder()
-                .table_name(table)
-                .set_item(Some(new_item.clone()))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", pk_attr)
-                .build()
-                .map_err(|e| MigrateError::Other(format!("table `{table}`: {e}")))?;
-            actions.push(TransactWriteItem::builder().condition_check(check).build());
-            actions.push(TransactWriteItem::builder().put(put).build());
-        }
-        // Last, so that the copies' reasons keep their places: the worker
-        // still holds the segment (see `workers`).
-        if let Some(fence) = fence {
-            actions.push(TransactWriteItem::builder().condition_check(fence.clone()).build());
-        }
-        let result = {
-            let _slot = budget.slot().await;
-            client.transact_write_items().set_transact_items(Some(actions)).send().await
-        };
-        match result {
-            Ok(_) => {
-                written += pending.len() as u64;
-                return Ok(written);
+/// Parts (copies, deletes) that share one transaction at most: DynamoDB's
+/// limit is 100 actions, and a copy takes two.
+pub(crate) const TRANSACTION_PARTS: usize = 25;
+
+/// What one transaction carries at most, below DynamoDB's 4 MB request
+/// limit with room for names and the request's own text.
+const TRANSACTION_BYTES: usize = 3 << 20;
+
+/// Splits `parts` into transactions of at most [`TRANSACTION_PARTS`] parts
+/// and [`TRANSACTION_BYTES`] of items (`size` of a part: the bytes it
+/// sends); a part bigger than that goes alone (an item is at most 400 KB,
+/// so a copy or a delete compared attribute by attribute never is).
+pub(crate) fn transaction_chunks<P: Clone>(parts: &[P], size: impl Fn(&P) -> usize) -> Vec<Vec<P>> {
+    let mut chunks: Vec<Vec<P>> = Vec::new();
+    let mut bytes = 0;
+    for part in parts {
+        let n = size(part);
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < TRANSACTION_PARTS && bytes + n <= TRANSACTION_BYTES => {
+                bytes += n;
+                chunk.push(part.clone());
             }
-            Err(e) => {
-                let reasons: Option<Vec<Option<String>>> = e.as_service_error().and_then(|s| match s {
-                    TransactWriteItemsError::TransactionCanceledException(c) => {
-                        Some(c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect())
-                    }
-                    _ => None,
-                });
-                if fence.is_some()
-                    && reasons.as_ref().and_then(|r| r.get(pending.len() * 2)).is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-                {
-                    return Err(MigrateError::SegmentLost { table: table.to_string() });
-                }
-                let reasons = reasons.map(|mut r| {
-                    r.truncate(pending.len() * 2);
-                    r
-                });
-                match reasons {
-                    // Settled copies drop out; the rest (cancelled with
-                    // them, or in conflict with another write) go again.
-                    Some(reasons) if reasons.len() == pending.len() * 2 => {
-                        let settled = |i: usize| {
-                            [&reasons[2 * i], &reasons[2 * i + 1]].iter().any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-                        };
-                        let before = pending.len();
-                        tracing::debug!(table, copies = before, ?reasons, attempt, "copy transaction cancelled");
-                        let mut i = 0;
-                        pending.retain(|_| {
-                            let keep = !settled(i);
-                            i += 1;
-                            keep
-                        });
-                        if pending.len() == before {
-                            attempt += 1;
-                            if attempt >= MAX_ATTEMPTS * 3 {
-                                return Err(MigrateError::Other(format!(
-                                    "table `{table}`: copies kept being cancelled ({:?}); run apply again",
-                                    reasons.iter().flatten().collect::<Vec<_>>()
-                                )));
-                            }
-                            backoff(attempt).await;
-                        }
-                    }
-                    _ if e.as_service_error().is_some_and(is_transient) || e.as_service_error().is_none() => {
-                        attempt += 1;
-                        tracing::warn!(table, error = %error_text(&e), attempt, "copy transaction failed transiently; retrying");
-                        if attempt >= MAX_ATTEMPTS * 3 {
-                            return Err(MigrateError::dynamo("TransactWriteItems (copy)", table, e));
-                        }
-                        backoff(attempt).await;
-                    }
-                    _ => return Err(MigrateError::dynamo("TransactWriteItems (copy)", table, e)),
-                }
+            _ => {
+                bytes = n;
+                chunks.push(vec![part.clone()]);
             }
         }
     }
-    Ok(written)
+    chunks
+}
+
+/// How one part of [`transact_parts`] ended.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    Written,
+    /// A condition of the part failed: the cancellation reasons of its
+    /// actions, in order (with the item, where the action asked for it).
+    Refused(Vec<CancellationReason>),
+}
+
+/// Sends `parts` (each one or more actions, on items no other part
+/// touches) as one transaction; when DynamoDB cancels it, parts whose
+/// condition failed settle as [`Settled::Refused`] and the others
+/// (cancelled with them, or in conflict with another write) go again, with
+/// a growing pause while nothing settles. A `fence` goes last in every
+/// transaction, so the parts' reasons keep their places: the worker still
+/// holds the segment (see `workers`); when it fails, nothing was written
+/// and the segment is lost.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn transact_parts<P>(
+    client: &Client,
+    table: &str,
+    what: &'static str,
+    parts: Vec<P>,
+    actions: impl Fn(&P) -> Result<Vec<TransactWriteItem>, MigrateError>,
+    units: impl Fn(&P) -> f64,
+    budget: &Budget,
+    fence: Option<&ConditionCheck>,
+) -> Result<Vec<(P, Settled)>, MigrateError> {
+    let mut pending: Vec<(P, Vec<TransactWriteItem>)> = parts.into_iter().map(|p| actions(&p).map(|a| (p, a))).collect::<Result<_, _>>()?;
+    let mut settled = Vec::with_capacity(pending.len());
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        budget.units(pending.iter().map(|(p, _)| units(p)).sum()).await;
+        let mut sent: Vec<TransactWriteItem> = pending.iter().flat_map(|(_, a)| a.iter().cloned()).collect();
+        let n_actions = sent.len();
+        if let Some(fence) = fence {
+            sent.push(TransactWriteItem::builder().condition_check(fence.clone()).build());
+        }
+        let result = {
+            let _slot = budget.slot().await;
+            client.transact_write_items().set_transact_items(Some(sent)).send().await
+        };
+        let e = match result {
+            Ok(_) => {
+                settled.extend(pending.into_iter().map(|(p, _)| (p, Settled::Written)));
+                return Ok(settled);
+            }
+            Err(e) => e,
+        };
+        let reasons: Option<Vec<CancellationReason>> = match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(c.cancellation_reasons().to_vec()),
+            _ => None,
+        };
+        let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+        if fence.is_some() && reasons.as_ref().and_then(|r| r.get(n_actions)).is_some_and(failed) {
+            return Err(MigrateError::SegmentLost { table: table.to_string() });
+        }
+        match reasons {
+            Some(mut reasons) if reasons.len() >= n_actions => {
+                reasons.truncate(n_actions);
+                tracing::debug!(table, what, parts = pending.len(), reasons = ?reasons.iter().map(|r| r.code()).collect::<Vec<_>>(), attempt, "transaction cancelled");
+                let before = pending.len();
+                let mut reasons = reasons.into_iter();
+                let mut again = Vec::with_capacity(before);
+                for (part, actions) in pending {
+                    let mine: Vec<CancellationReason> = reasons.by_ref().take(actions.len()).collect();
+                    if mine.iter().any(failed) {
+                        settled.push((part, Settled::Refused(mine)));
+                    } else {
+                        again.push((part, actions));
+                    }
+                }
+                pending = again;
+                if pending.len() == before {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS * 3 {
+                        return Err(MigrateError::Other(format!(
+                            "table `{table}`: {what} transactions kept being cancelled ({:?}); run apply again",
+                            reasons_codes(&e)
+                        )));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+            _ if e.as_service_error().is_some_and(is_transient) || e.as_service_error().is_none() => {
+                attempt += 1;
+                tracing::warn!(table, what, error = %error_text(&e), attempt, "transaction failed transiently; retrying");
+                if attempt >= MAX_ATTEMPTS * 3 {
+                    return Err(MigrateError::dynamo("TransactWriteItems", table, e));
+                }
+                backoff(attempt).await;
+            }
+            _ => return Err(MigrateError::dynamo("TransactWriteItems", table, e)),
+        }
+    }
+    Ok(settled)
+}
+
+/// The cancellation reasons' codes of a cancelled transaction.
+fn reasons_codes<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The error's code and message, or what kind of failure it was when the
@@ -417,6 +471,21 @@ mod tests {
         assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_millis(1600), "{waited:?}");
         let unlimited = RateLimiter::new(None);
         unlimited.acquire(1e9).await;
+    }
+
+    #[test]
+    fn transactions_hold_at_most_25_parts_and_3_mb() {
+        let sizes = [100usize; 60];
+        let chunks = transaction_chunks(&sizes, |n| *n);
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [25, 25, 10]);
+        // 400 KB items: seven fit in 3 MB, an eighth would not.
+        let big = [400usize << 10; 16];
+        let chunks = transaction_chunks(&big, |n| *n);
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 2]);
+        assert!(chunks.iter().all(|c| c.iter().sum::<usize>() <= TRANSACTION_BYTES));
+        // A part over the limit on its own still goes, alone.
+        let chunks = transaction_chunks(&[10usize, 4 << 20, 10], |n| *n);
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
     }
 
     #[tokio::test(start_paused = true)]
