@@ -195,7 +195,114 @@ async fn apply_one(
 
 #[cfg(test)]
 mod tests {
+    use singletable::{Item, Table, TableDesign};
+
     use super::*;
+    use crate::live::LiveTable;
+    use crate::plan::Plan;
+
+    mod v1 {
+        #[derive(singletable::Item)]
+        #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+        pub struct User {
+            pub org: String,
+            pub id: String,
+            pub n: u64,
+        }
+    }
+    mod v2 {
+        #[derive(singletable::Item)]
+        #[item(entity = "User", pk = "TENANT#{org}", sk = "USER#{id}")]
+        pub struct User {
+            pub org: String,
+            pub id: String,
+            pub n: u64,
+        }
+    }
+
+    /// The old form of user `id` holding `n`, stamped with `token` as a
+    /// migrating table stamps it.
+    fn old_form(id: &str, n: u64, token: Option<&str>) -> RawItem {
+        let mut item = v1::User { org: "acme".into(), id: id.into(), n }.to_item().unwrap();
+        if let Some(t) = token {
+            item.insert(WRITE_TOKEN_ATTR.into(), AttributeValue::S(t.into()));
+        }
+        item
+    }
+
+    fn new_form(id: &str, n: u64, token: Option<&str>) -> RawItem {
+        let mut item = v2::User { org: "acme".into(), id: id.into(), n }.to_item().unwrap();
+        if let Some(t) = token {
+            item.insert(WRITE_TOKEN_ATTR.into(), AttributeValue::S(t.into()));
+        }
+        item
+    }
+
+    fn record(kind: RecordKind, before: Option<RawItem>, after: Option<RawItem>) -> StreamRecord {
+        let keys = before.as_ref().or(after.as_ref()).map(|i| i.iter().filter(|(k, _)| *k == "pk" || *k == "sk").map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap();
+        StreamRecord { shard: "s".into(), sequence: "1".into(), kind, keys, new_image: after, old_image: before, created_at: None }
+    }
+
+    /// The write token decides, item by item, whether an old-form change
+    /// reaches the new form: a change that started from the token the new
+    /// form holds (or from none, where it holds none) is carried over; a
+    /// change older than a migrating table's write (the new form holds a
+    /// newer token) is not, put or delete. Without the condition, the
+    /// `superseded` items below would be overwritten or deleted.
+    #[tokio::test]
+    async fn a_change_older_than_a_migrating_tables_write_is_never_replayed_over_it() {
+        let client = singletable_tests::client().await;
+        let name = singletable_tests::unique_table_name("replay-token");
+        let old = TableDesign::new(&name).entity::<v1::User>().build().unwrap();
+        let new = TableDesign::new(&name).entity::<v2::User>().build().unwrap();
+        Table::new(client.clone(), old.clone()).create_table().await.unwrap();
+        let changes = crate::plan::diff(Some(&old), &new, &LiveTable::as_created(&old)).unwrap();
+        let plan = Plan { table: name.clone(), from: Some(old), to: new, changes, entities: vec![], fingerprint: String::new(), defaults: vec![] };
+        let defaults = Default::default();
+        let rules = Rules::new(&plan, &defaults);
+        // New forms as they stand when the records are replayed.
+        for item in [
+            new_form("plain", 1, None),        // no migrating table involved
+            new_form("same", 1, Some("t1")),   // the change started from t1, still there
+            new_form("newer", 9, Some("t2")),  // a migrating table wrote t2 after the change
+            new_form("gone-newer", 9, Some("t2")),
+            new_form("untoken", 9, Some("t2")), // the change started from no token
+            new_form("gone", 1, Some("t1")),
+        ] {
+            client.put_item().table_name(&name).set_item(Some(item)).send().await.unwrap();
+        }
+        let records = vec![
+            record(RecordKind::Modify, Some(old_form("plain", 1, None)), Some(old_form("plain", 2, None))),
+            record(RecordKind::Modify, Some(old_form("same", 1, Some("t1"))), Some(old_form("same", 2, Some("t1")))),
+            record(RecordKind::Modify, Some(old_form("newer", 1, Some("t1"))), Some(old_form("newer", 2, Some("t1")))),
+            record(RecordKind::Remove, Some(old_form("gone-newer", 1, Some("t1"))), None),
+            record(RecordKind::Modify, Some(old_form("untoken", 1, None)), Some(old_form("untoken", 2, None))),
+            record(RecordKind::Remove, Some(old_form("gone", 1, Some("t1"))), None),
+            record(RecordKind::Insert, None, Some(old_form("created", 5, None))),
+        ];
+        let counters = Counters::default();
+        apply_round(&client, &name, &rules, records, &Budget::new(None, 4), &counters).await.unwrap();
+
+        let n_of = |id: &'static str| {
+            let client = client.clone();
+            let name = name.clone();
+            async move {
+                let key = HashMap::from([("pk".to_string(), AttributeValue::S("TENANT#acme".into())), ("sk".to_string(), AttributeValue::S(format!("USER#{id}")))]);
+                let item = client.get_item().table_name(&name).set_key(Some(key)).consistent_read(true).send().await.unwrap().item;
+                item.map(|i| (i["n"].as_n().unwrap().clone(), i.get(WRITE_TOKEN_ATTR).map(|t| t.as_s().unwrap().clone())))
+            }
+        };
+        assert_eq!(n_of("plain").await, Some(("2".into(), None)), "carried over");
+        assert_eq!(n_of("same").await, Some(("2".into(), Some("t1".into()))), "carried over");
+        assert_eq!(n_of("created").await, Some(("5".into(), None)), "created");
+        assert_eq!(n_of("gone").await, None, "deleted");
+        assert_eq!(n_of("newer").await, Some(("9".into(), Some("t2".into()))), "superseded: the migrating table's write stays");
+        assert_eq!(n_of("gone-newer").await, Some(("9".into(), Some("t2".into()))), "superseded: not deleted");
+        assert_eq!(n_of("untoken").await, Some(("9".into(), Some("t2".into()))), "superseded: not overwritten");
+        assert_eq!(counters.superseded.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.written.load(Ordering::Relaxed), 4);
+        singletable_tests::delete_table(&client, &name).await;
+    }
 
     #[test]
     fn key_ids_ignore_attribute_order() {
