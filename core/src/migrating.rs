@@ -59,7 +59,7 @@ enum Source {
 ///
 /// | phase | reads | writes |
 /// | --- | --- | --- |
-/// | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it | both forms in one transaction; puts stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
+/// | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it | both forms in one transaction; puts and updates stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
 /// | [`CutOver`](MigrationPhase::CutOver) (cut over, not contracted) | the new form | both forms, as in expand, conditions deciding on the new form: the old form stays current, so rolling back to the old version loses nothing |
 /// | [`Contract`](MigrationPhase::Contract), [`Done`](MigrationPhase::Done) | the new form | the new form only |
 ///
@@ -341,7 +341,10 @@ impl MigratingTable {
         let Some((old, phase)) = self.dual::<T>().await? else { return update.send().await };
         let Some(new_key) = update.key().cloned() else { return update.send().await };
         let old_key = Self::old_primary_key::<T>(old, &new_key)?;
-        let (new_form, old_form) = update.prepare_pair(old, old_key)?;
+        // A fresh token on both forms, as puts stamp: the replay skips this
+        // change (superseded), and after cut-over contract tells it from an
+        // old instance's write to the old form alone.
+        let (new_form, old_form) = update.prepare_pair(old, old_key, (WRITE_TOKEN_ATTR, AttributeValue::S(write_token())))?;
         let table = self.table.name();
         let action = |p: &PreparedUpdate| -> Result<TransactWriteItem, Error> {
             let (names, values) = p.expr.clone().into_maps();

@@ -119,16 +119,18 @@ async fn scan_segment(client: Client, rules: Arc<Rules>, segment: u32, total: u3
     let mut acc = Acc::new(rules.slots.len());
     let mut start: Option<RawItem> = None;
     loop {
-        let out = client
-            .scan()
-            .table_name(&rules.table)
-            .segment(segment as i32)
-            .total_segments(total as i32)
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| MigrateError::dynamo("Scan", &rules.table, e))?;
+        let out = crate::retry::retrying(|| {
+            client
+                .scan()
+                .table_name(&rules.table)
+                .segment(segment as i32)
+                .total_segments(total as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| MigrateError::dynamo("Scan", &rules.table, e))?;
         for item in out.items.unwrap_or_default() {
             acc.add(&rules, item);
         }

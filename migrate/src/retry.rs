@@ -1,6 +1,7 @@
 //! Retrying DynamoDB requests that fail transiently (throttling, a
 //! failure on the server's side), with exponential backoff and full
-//! jitter: what every request of the crate that writes goes through.
+//! jitter: what every request of the crate that writes, and every scan,
+//! goes through.
 
 use std::time::Duration;
 

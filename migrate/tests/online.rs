@@ -197,3 +197,79 @@ async fn an_online_move_with_a_writer_loses_nothing() {
     assert_eq!(reserved, vec!["#DESIGN".to_string()], "only the design record stays");
     singletable_tests::delete_table(&client, &table).await;
 }
+
+/// An old instance still writing after cut-over writes the old form
+/// alone; contract must not delete such a write. Two are written before
+/// `complete()` (found in the stream before the deletes) and one while
+/// contract's first scan request waits out a throttle (after that read of
+/// the stream: contract deletes it, finds it in the stream afterwards and
+/// puts it back). A migrating table writing both forms after cut-over is
+/// not named, and its items' old forms go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_never_deletes_an_old_form_written_alone_after_cut_over() {
+    use singletable::MigrationPhase;
+    use singletable_tests::faults::{Fault, FaultProxy};
+
+    let direct = singletable_tests::client().await;
+    let table = seeded(&direct, 60).await;
+    let plan = plan(&direct, &table).await;
+    let proxy = FaultProxy::start(3).await;
+    let migrator = Migrator::new(proxy.client("migrator").await).with_streams(singletable_tests::streams_client().await);
+    let opts = ApplyOptions { segments: 1, ..ApplyOptions::default() };
+    let mut online = within(60, "start", migrator.start_online(&plan, &opts, Arc::new(Print))).await.unwrap();
+    within(60, "catch-up", online.wait_caught_up()).await.unwrap();
+    within(60, "cut-over", online.cutover()).await.unwrap();
+
+    let old = Table::new(direct.clone(), old_design(&table));
+    let straggle = |id: &'static str| {
+        let old = old.clone();
+        async move {
+            let org = format!("o{}", id[1..].parse::<usize>().unwrap() % 5);
+            old.put(&v1::User { org, id: id.into(), n: 99 }).await.unwrap();
+        }
+    };
+    straggle("u7").await;
+    straggle("u42").await;
+    // The new version, as a migrating table: both forms, fresh tokens.
+    let mor = Table::new(direct.clone(), new_design(&table)).migrating_from(old_design(&table)).unwrap().with_phase(MigrationPhase::CutOver);
+    mor.put(&v2::User { org: "o3".into(), id: "u3".into(), n: 5 }).await.unwrap();
+    let f = <v2::User as singletable::Item>::fields();
+    mor.update(mor.table().update::<v2::User>(&("o4".to_string(), "u4".to_string())).set(f.n, 6)).await.unwrap();
+
+    // Contract's first scan request is throttled; the third straggler
+    // writes while it waits.
+    let scanned = Arc::new(AtomicBool::new(false));
+    let flag = scanned.clone();
+    proxy.script("Scan", 3, Fault::Throttle, move |b| {
+        let ours = b["ConsistentRead"].as_bool() == Some(true) && b["TableName"].as_str().is_some();
+        flag.store(true, Ordering::SeqCst);
+        ours
+    });
+    let completing = tokio::spawn(within(120, "complete", online.complete()));
+    within(60, "contract's first scan", async {
+        while !scanned.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    straggle("u11").await;
+    let err = completing.await.unwrap().expect_err("three old forms were written alone after cut-over");
+    let text = err.to_string();
+    eprintln!("{text}");
+    for id in ["u7", "u42", "u11"] {
+        assert!(text.contains(&format!("USER#{id})")), "{id} is named: {text}");
+    }
+    for id in ["u3", "u4"] {
+        assert!(!text.contains(&format!("USER#{id})")), "{id} (a migrating table's write) is not named: {text}");
+    }
+    let items = scan_all(&direct, &table).await;
+    let mut old_left: Vec<(String, String)> =
+        items.iter().filter(|i| s(i, "pk").starts_with("ORG#")).map(|i| (s(i, "sk"), i["n"].as_n().unwrap().clone())).collect();
+    old_left.sort();
+    let expected: Vec<(String, String)> = ["u11", "u42", "u7"].iter().map(|id| (format!("USER#{id}"), "99".to_string())).collect();
+    assert_eq!(old_left, expected, "exactly the three old forms written after cut-over stay, as written");
+    let new_n = |id: &str| items.iter().find(|i| s(i, "pk").starts_with("TENANT#") && s(i, "sk") == format!("USER#{id}")).map(|i| i["n"].as_n().unwrap().clone());
+    assert_eq!((new_n("u3"), new_n("u4")), (Some("5".into()), Some("6".into())), "the migrating table's writes are in the new forms");
+    assert_eq!(items.iter().filter(|i| s(i, "pk").starts_with("TENANT#")).count(), 60, "every new form stays");
+    singletable_tests::delete_table(&direct, &table).await;
+}

@@ -310,13 +310,20 @@ impl<'t, T: Item> Update<'t, T> {
 
     /// Builds the request twice: for this table's design of the entity,
     /// and for `other` (another design of the same entity, the old form
-    /// during a migration) at `other_key`. Both or neither.
-    pub(crate) fn prepare_pair(self, other: &'static EntityDesign, other_key: PrimaryKey) -> Result<(PreparedUpdate, PreparedUpdate), Error> {
+    /// during a migration) at `other_key`. Both or neither. Both also set
+    /// `stamp` (a migrating table's write token), which no field may be.
+    pub(crate) fn prepare_pair(
+        mut self,
+        other: &'static EntityDesign,
+        other_key: PrimaryKey,
+        stamp: (&'static str, AttributeValue),
+    ) -> Result<(PreparedUpdate, PreparedUpdate), Error> {
         let design = self.table.entity::<T>()?;
         let key = self.key?;
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.actions.push(Action::Set(stamp.0, Some(stamp.1)));
         let managed_now = managed_now::<T>(design)?;
         let condition = self.condition.map(|c| c.node);
         let mine = build(design, key, self.actions.clone(), self.unchanged.clone(), condition.clone(), self.version, managed_now.clone())?;

@@ -20,6 +20,7 @@ use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
 use crate::plan::Plan;
 use crate::raw::RawItem;
+use crate::retry::retrying;
 use crate::reserved::is_reserved_in;
 
 /// The attributes a scan returns when not whole items.
@@ -59,19 +60,23 @@ pub(crate) async fn scan_page(
     limit: Option<i32>,
     projection: Option<&Projection>,
 ) -> Result<(Vec<RawItem>, Option<RawItem>), MigrateError> {
-    let out = client
-        .scan()
-        .table_name(table)
-        .segment(segment as i32)
-        .total_segments(total as i32)
-        .consistent_read(true)
-        .set_limit(limit)
-        .set_exclusive_start_key(start)
-        .set_projection_expression(projection.map(|p| p.expression.clone()))
-        .set_expression_attribute_names(projection.map(|p| p.names.clone()))
-        .send()
-        .await
-        .map_err(|e| MigrateError::dynamo("Scan", table, e))?;
+    // Throttled like any request: a scan that gives up on the SDK's few
+    // tries would end an apply that a write in its place rides out.
+    let out = retrying(|| {
+        client
+            .scan()
+            .table_name(table)
+            .segment(segment as i32)
+            .total_segments(total as i32)
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start.clone())
+            .set_projection_expression(projection.map(|p| p.expression.clone()))
+            .set_expression_attribute_names(projection.map(|p| p.names.clone()))
+            .send()
+    })
+    .await
+    .map_err(|e| MigrateError::dynamo("Scan", table, e))?;
     Ok((out.items.unwrap_or_default(), out.last_evaluated_key.filter(|k| !k.is_empty())))
 }
 

@@ -3,14 +3,11 @@
 //!
 //! Each old form is deleted on the condition that it still holds exactly
 //! what the scan read (every attribute, compared in the condition), so a
-//! write that reached an old form after the scan read it (an application
-//! instance still on the old version) is never deleted with it: the item
-//! is left in place and named in the error, for the user to carry over by
-//! hand or to roll back to. A write of an old form alone between cut-over
-//! and the scan's read is not told apart from what cut-over verified: it
-//! goes with the old form (the README says to stop old instances before
-//! cut-over; migrating tables write both forms, so theirs never do). Items
-//! of removed entities are exported first and deleted
+//! write that reached an old form after the scan read it is never deleted
+//! with it: the item is left in place and named in the error. Old forms
+//! written alone after cut-over before that (an application instance still
+//! on the old version) are found in the stream ([`super::guard`]) and
+//! spared. Items of removed entities are exported first and deleted
 //! the same way. New forms a migrating table wrote lose their write token.
 
 use std::collections::HashMap;
@@ -23,6 +20,7 @@ use aws_sdk_dynamodb::types::{Delete, ReturnValuesOnConditionCheckFailure, Trans
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::apply::backfill::scan_page;
+use super::guard::Stragglers;
 use crate::apply::write::{transact_parts, transaction_chunks, Budget, Settled};
 use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
@@ -73,7 +71,16 @@ async fn remove_token(client: &Client, table: &str, key: RawItem, token: Attribu
 }
 
 /// Deletes every old form (and item of a removed entity).
-pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segments: u32, budget: &Budget) -> Result<Contracted, MigrateError> {
+///
+/// Old forms of `spared` items (written alone after cut-over) are left.
+pub(crate) async fn run(
+    client: &Client,
+    plan: &Plan,
+    rules: &Rules<'_>,
+    segments: u32,
+    budget: &Budget,
+    spared: &Stragglers,
+) -> Result<Contracted, MigrateError> {
     let pk = plan.to.pk_attr.as_str();
     let deleted = AtomicU64::new(0);
     let untokened = AtomicU64::new(0);
@@ -95,6 +102,7 @@ pub(crate) async fn run(client: &Client, plan: &Plan, rules: &Rules<'_>, segment
                         .into_iter()
                         .filter(|i| !is_reserved_in(i, pk))
                         .filter_map(|item| match rules.decide(&item) {
+                            Ok(ItemAction::Move { old_key, .. }) if spared.contains(&old_key, pk, &plan.to.sk_attr) => None,
                             Ok(ItemAction::Move { old_key, .. }) => Some(Ok((old_key, item))),
                             Ok(ItemAction::Delete { key }) => Some(Ok((key, item))),
                             Ok(_) => {

@@ -9,7 +9,7 @@
 //! | **expand** ([`Migrator::start_online`]) | the stream is turned on (NEW_AND_OLD_IMAGES) before the first page is read; the backfill copies every old-form item to its new form, keeping the old; the replay carries every change to an old-form item over to its new form | the old form: the application (old version) writes it | a copy never overwrites a newer write and never brings back a deleted item (each copy is a transaction: put the new form if absent, check the old form still exists); the replay applies each item's changes in the stream's per-item order |
 //! | **catch-up** ([`OnlineMigration::wait_caught_up`]) | the replay runs until it has read every shard to its end | the old form | after the backfill finished and the replay caught up, every new form equals what its old form renders, up to the replay lag |
 //! | **cut-over** ([`OnlineMigration::cutover`]) | called once the application has stopped writing the old form (the old version is stopped, the new one not yet writing): the replay drains to the end of every shard, the content is verified, the new design is recorded | from here on, the new form: start the new version | every new form equals its old form, attribute for attribute, and no new form lacks an old one (else cut-over fails, naming the items, and nothing is recorded) |
-//! | **contract** ([`OnlineMigration::complete`]) | the phase becomes `contract` and the apply waits [`PHASE_SETTLE`](singletable::reserved::PHASE_SETTLE) (migrating tables stop writing old forms); then old forms (and items of removed entities, exported first) are deleted, each only if it still holds what the contract's scan read (up to 25 in a transaction); removed indexes go; the final verification runs; checkpoints, state and lock are removed | the new form | a write that reaches an old form after the contract's scan read it is not deleted: the item stays and is named in the error. Not caught: a write of an old form alone (an old instance not stopped) between cut-over and that read, which goes with the old form; migrating tables write both forms, so theirs never do |
+//! | **contract** ([`OnlineMigration::complete`]) | the phase becomes `contract` and the apply waits [`PHASE_SETTLE`](singletable::reserved::PHASE_SETTLE) (migrating tables stop writing old forms); then old forms (and items of removed entities, exported first) are deleted, each only if it still holds what the contract's scan read (up to 25 in a transaction); removed indexes go; the final verification runs; checkpoints, state and lock are removed | the new form | a write that reached an old form alone after cut-over (an old instance not stopped) is never deleted: the stream from the cut-over drain's position names it (read before the deletes and after them; one deleted meanwhile is put back), and the item stays, named in the error; migrating tables' writes (both forms, a fresh token) go ahead |
 //!
 //! With migrate-on-read ([`singletable::MigratingTable`]) the new version
 //! runs from before the apply starts: it writes both forms (stamped with
@@ -30,6 +30,7 @@
 
 mod check;
 mod contract;
+mod guard;
 mod replay;
 mod state;
 pub(crate) mod stream;
@@ -52,6 +53,7 @@ use crate::decide::Rules;
 use crate::error::MigrateError;
 use crate::plan::{Change, Plan};
 use crate::reserved::{is_reserved_in, record_design};
+use crate::retry::retrying;
 use state::OnlineState;
 use stream::StreamTail;
 
@@ -629,20 +631,59 @@ impl OnlineMigration {
             text: "contract: delete old forms, then verify".into(),
         });
         let rules = Rules::new(&plan, &opts.defaults);
-        // Conditional deletes, one request each: many in flight.
+        // Old forms written alone since the cut-over drain (see `guard`):
+        // the stream from where the drain stopped, before and after the
+        // deletes.
+        let mut stragglers = guard::Stragglers::default();
+        let mut tail = match state::load(&self.at).await? {
+            Some(saved) if !saved.stream_arn.is_empty() => {
+                let positions = state::load_shards(&self.at, &self.migration).await?;
+                Some(StreamTail::new(self.streams.clone(), plan.table.clone(), saved.stream_arn, positions))
+            }
+            _ => None,
+        };
+        if let Some(tail) = tail.as_mut() {
+            let read = guard::read_to_end(tail, &rules, &mut stragglers).await?;
+            tracing::debug!(table = %plan.table, records = read, stragglers = stragglers.by_key.len(), "contract: stream read since cut-over");
+        }
+        // Conditional deletes, 25 to a request: many in flight.
         let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(opts.segments.max(1) * 8));
-        let contracted = contract::run(&self.client, &plan, &rules, opts.segments, &budget).await?;
+        let contracted = contract::run(&self.client, &plan, &rules, opts.segments, &budget, &stragglers).await?;
         self.report.deleted += contracted.deleted;
         tracing::debug!(table = %plan.table, deleted = contracted.deleted, tokens_removed = contracted.untokened, "contract: old forms deleted");
-        if !contracted.changed.is_empty() {
-            let mut problems: Vec<String> = contracted
-                .changed
-                .iter()
-                .take(20)
-                .map(|k| format!("{k}: the old form changed after cut-over (an old application version still writing?); left in place"))
-                .collect();
-            if contracted.changed.len() > 20 {
-                problems.push(format!("... and {} more", contracted.changed.len() - 20));
+        if let Some(tail) = tail.as_mut() {
+            let mut late = guard::Stragglers::default();
+            guard::read_to_end(tail, &rules, &mut late).await?;
+            for (name, (old_key, image)) in late.by_key {
+                if !stragglers.by_key.contains_key(&name) && guard::put_back(&self.client, &plan.table, &plan.to.pk_attr, &image).await? {
+                    self.report.deleted = self.report.deleted.saturating_sub(1);
+                    tracing::warn!(table = %plan.table, item = %name, "contract: an old form written after cut-over was deleted with it; put back");
+                }
+                stragglers.by_key.insert(name, (old_key, image));
+            }
+        }
+        // Named while the old form is there: a user who carried the write
+        // over by hand and deleted the old form can complete.
+        let mut problems = Vec::new();
+        for (name, (old_key, _)) in &stragglers.by_key {
+            let there = retrying(|| self.client.get_item().table_name(&plan.table).set_key(Some(old_key.clone())).consistent_read(true).send())
+                .await
+                .map_err(|e| MigrateError::dynamo("GetItem (old form written after cut-over)", &plan.table, e))?
+                .item
+                .is_some();
+            if there {
+                problems.push(format!("{name}: written through the old form alone after cut-over (an instance still on the old version?); left in place, not carried over"));
+            }
+        }
+        problems.sort();
+        problems.extend(
+            contracted.changed.iter().filter(|k| !stragglers.by_key.contains_key(*k)).map(|k| format!("{k}: the old form changed after cut-over (an old application version still writing?); left in place")),
+        );
+        if !problems.is_empty() {
+            let more = problems.len().saturating_sub(20);
+            problems.truncate(20);
+            if more > 0 {
+                problems.push(format!("... and {more} more"));
             }
             return Err(MigrateError::Verification { table: plan.table.clone(), problems });
         }
