@@ -10,10 +10,12 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update as TxUpdate,
 };
+use futures::StreamExt;
 
 use crate::design::{EntityDesign, TableDesign};
 use crate::error::Error;
 use crate::key::PrimaryKey;
+use crate::ops::query::Query;
 use crate::ops::transact::cancel_reason;
 use crate::ops::update::{PreparedUpdate, Update};
 use crate::ops::write::{PreparedPut, WriteMeta};
@@ -59,7 +61,7 @@ enum Source {
 ///
 /// | phase | reads | writes |
 /// | --- | --- | --- |
-/// | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it | both forms in one transaction; puts and updates stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
+/// | [`Expand`](MigrationPhase::Expand) (before cut-over; also before the apply started) | the old form, the truth while old application instances still write it (`get`; [`query_all`](MigratingTable::query_all) reads the old partition and picks out the new partition's items) | both forms in one transaction; puts and updates stamp both with a fresh [write token](crate::reserved::WRITE_TOKEN_ATTR); conditions (create, version, yours) decide on the old form |
 /// | [`CutOver`](MigrationPhase::CutOver) (cut over, not contracted) | the new form | both forms, as in expand, conditions deciding on the new form: the old form stays current, so rolling back to the old version loses nothing |
 /// | [`Contract`](MigrationPhase::Contract), [`Done`](MigrationPhase::Done) | the new form | the new form only |
 ///
@@ -102,7 +104,8 @@ enum Source {
 /// ```
 pub struct MigratingTable {
     table: Table,
-    old: TableDesign,
+    /// The same table with the old design, for queries of the old form.
+    old: Table,
     /// Entities whose table key changes: name → old design (interned:
     /// prepared requests refer to designs as `'static`).
     moved: HashMap<String, &'static EntityDesign>,
@@ -141,6 +144,7 @@ impl Table {
             }
             moved.insert(new.entity.to_string(), intern(before));
         }
+        let old = Table::new(self.client.clone(), old);
         Ok(MigratingTable { table: self, old, moved, source: Source::Recorded(Mutex::new(None)) })
     }
 }
@@ -246,7 +250,8 @@ impl MigratingTable {
     /// The old form's key, from the new key's fields.
     fn old_key<T: Item>(&self, old: &EntityDesign, key: &PrimaryKey) -> Result<HashMap<String, AttributeValue>, Error> {
         let key = Self::old_primary_key::<T>(old, key)?;
-        Ok(HashMap::from([(self.old.pk_attr.clone(), AttributeValue::S(key.pk)), (self.old.sk_attr.clone(), AttributeValue::S(key.sk))]))
+        let design = self.old.design();
+        Ok(HashMap::from([(design.pk_attr.clone(), AttributeValue::S(key.pk)), (design.sk_attr.clone(), AttributeValue::S(key.sk))]))
     }
 
     fn old_primary_key<T: Item>(old: &EntityDesign, key: &PrimaryKey) -> Result<PrimaryKey, Error> {
@@ -277,6 +282,60 @@ impl MigratingTable {
             .await
             .map_err(|e| Error::dynamo("GetItem (old form)", self.table.name(), e))?;
         out.item.map(T::from_item).transpose()
+    }
+
+    /// Runs a query built with [`Table::query`] on [`table()`](Self::table)
+    /// and returns all of its items, as [`Query::all`] does.
+    ///
+    /// Before cut-over the old form is the truth for an entity whose table
+    /// key changes, so the query reads the old partition that the query's
+    /// partition fields render (every item of the entity there) and keeps
+    /// the items whose new keys fall in the query's partition and sort
+    /// condition, in the new sort key's order, up to its limit. That needs
+    /// every field of the old partition key among the query's partition
+    /// fields ([`Error::OldPartitionNotDerivable`] otherwise). Index
+    /// queries, and every query from cut-over on, run as they are (before
+    /// cut-over an index query reads the new forms: what migrating tables
+    /// wrote and what the backfill and the replay carried over so far).
+    ///
+    /// ```no_run
+    /// # use singletable::{Item, KeyParts, MigratingTable};
+    /// # #[derive(Item)]
+    /// # #[item(pk = "TENANT#{org}", sk = "USER#{id}")]
+    /// # struct User { org: String, id: String }
+    /// # async fn demo(table: &MigratingTable) -> Result<(), singletable::Error> {
+    /// let users: Vec<User> = table.query_all(table.table().query::<User>().pk(KeyParts::new().set("org", "acme"))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_all<T: Item>(&self, query: Query<'_, T>) -> Result<Vec<T>, Error> {
+        let Some((old_entity, MigrationPhase::Expand)) = self.dual::<T>().await? else { return query.all().await };
+        if query.on_index() {
+            return query.all().await;
+        }
+        let old = match query.for_old_form(&self.old, old_entity) {
+            Ok(old) => old,
+            Err(Ok(missing)) => return Err(Error::OldPartitionNotDerivable { entity: T::DESIGN.entity.to_string(), missing }),
+            Err(Err(e)) => return Err(e),
+        };
+        let (pk_attr, sk_attr) = (T::DESIGN.pk.attr.as_ref(), T::DESIGN.sk.attr.as_ref());
+        let mut found: Vec<(String, T)> = Vec::new();
+        let mut items = old.request.raw_stream();
+        while let Some(item) = items.next().await {
+            let item = T::from_item(item?)?;
+            // Where the item's new form lives.
+            let new = item.to_item()?;
+            let text = |attr: &str| new.get(attr).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = text(sk_attr);
+            if text(pk_attr) == old.pk && old.sk.matches(&sk) {
+                found.push((sk, item));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        if !old.forward {
+            found.reverse();
+        }
+        found.truncate(old.limit.unwrap_or(usize::MAX));
+        Ok(found.into_iter().map(|(_, item)| item).collect())
     }
 
     /// Writes an item (as [`Table::put`]); both forms until contract.

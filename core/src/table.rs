@@ -123,6 +123,23 @@ impl KeyParts {
         Ok(())
     }
 
+    /// The values of `key`'s fields only, or the fields it lacks.
+    pub(crate) fn only(&self, key: &KeyDesign) -> Result<KeyParts, Vec<String>> {
+        let mut values = Vec::new();
+        let mut missing = Vec::new();
+        for f in key.template.fields() {
+            match self.get(f) {
+                Some(v) => values.push((f.field.to_string(), v.clone())),
+                None => missing.push(f.field.to_string()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(KeyParts { values })
+        } else {
+            Err(missing)
+        }
+    }
+
     /// Renders a complete key.
     pub(crate) fn render(&self, entity: &EntityDesign, key: &KeyDesign) -> Result<String, Error> {
         self.check_known(entity, key)?;

@@ -56,6 +56,31 @@ mod v1_regional {
     }
 }
 
+/// The same users, partitioned by organisation under a new prefix: a
+/// query's partition gives the old one.
+mod v2_tenant {
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "TENANT#{org}", sk = "USER#{id}")]
+    pub struct User {
+        pub org: String,
+        pub id: String,
+        pub n: u64,
+    }
+}
+
+/// Partitioned by organisation, sorted by region: the old partition
+/// (`ORG#{org}#REGION#{region}`) needs a field of the new sort key.
+mod v2_by_region {
+    #[derive(singletable::Item, Debug, Clone, PartialEq)]
+    #[item(entity = "User", pk = "TENANT#{org}", sk = "R#{region}#USER#{id}")]
+    pub struct User {
+        pub org: String,
+        pub region: String,
+        pub id: String,
+        pub n: u64,
+    }
+}
+
 fn old_design(table: &str) -> TableDesign {
     TableDesign::new(table).entity::<v1::User>().build().unwrap()
 }
@@ -95,6 +120,49 @@ fn a_migrating_table_refuses_an_old_key_it_cannot_derive() {
     assert!(err.to_string().contains("`region`"), "{err}");
 }
 
+
+/// Before cut-over a migrating table answers a query from the old
+/// partition (old forms only here: nothing was copied yet) and applies the
+/// new sort condition, order and limit itself; from cut-over on it reads
+/// the new forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrating_tables_query_reads_the_old_partition_before_cut_over() {
+    use singletable::KeyParts;
+    let client = singletable_tests::client().await;
+    let name = singletable_tests::unique_table_name("mor-query");
+    let old = Table::new(client.clone(), old_design(&name));
+    old.create_table().await.unwrap();
+    let users: Vec<v1::User> = (0..30).map(|i| v1::User { org: format!("o{}", i % 3), id: format!("u{i:02}"), n: i as u64 }).collect();
+    old.batch_write().put_all(&users).send().await.unwrap();
+    let new = TableDesign::new(&name).entity::<v2_tenant::User>().build().unwrap();
+    let mor = Table::new(client.clone(), new.clone()).migrating_from(old_design(&name)).unwrap().with_phase(MigrationPhase::Expand);
+    // Written through the migrating table: both forms.
+    mor.put(&v2_tenant::User { org: "o1".into(), id: "u99".into(), n: 99 }).await.unwrap();
+    let ids = |users: Vec<v2_tenant::User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    let o1 = || mor.table().query::<v2_tenant::User>().pk(KeyParts::new().set("org", "o1"));
+    let expected: Vec<String> = (0..30).filter(|i| i % 3 == 1).map(|i| format!("u{i:02}")).chain(["u99".to_string()]).collect();
+    assert_eq!(ids(mor.query_all(o1()).await.unwrap()), expected, "every o1 user, in sort-key order");
+    assert_eq!(ids(mor.query_all(o1().sk_begins_with(KeyParts::new().set("id", "u1"))).await.unwrap()), ["u10", "u13", "u16", "u19"]);
+    assert_eq!(
+        ids(mor.query_all(o1().sk_between(KeyParts::new().set("id", "u04"), KeyParts::new().set("id", "u13"))).await.unwrap()),
+        ["u04", "u07", "u10", "u13"]
+    );
+    assert_eq!(ids(mor.query_all(o1().reverse().limit(3)).await.unwrap()), ["u99", "u28", "u25"]);
+    // From cut-over on: the new forms, of which only the migrating
+    // table's write exists here.
+    let cut = Table::new(client.clone(), new).migrating_from(old_design(&name)).unwrap().with_phase(MigrationPhase::CutOver);
+    assert_eq!(ids(cut.query_all(cut.table().query::<v2_tenant::User>().pk(KeyParts::new().set("org", "o1"))).await.unwrap()), ["u99"]);
+    // An old partition the query's partition does not give.
+    let regional_old = TableDesign::new(&name).entity::<v1_regional::User>().build().unwrap();
+    let regional_new = TableDesign::new(&name).entity::<v2_by_region::User>().build().unwrap();
+    let regional = Table::new(client.clone(), regional_new).migrating_from(regional_old).unwrap().with_phase(MigrationPhase::Expand);
+    let err = regional.query_all(regional.table().query::<v2_by_region::User>().pk(KeyParts::new().set("org", "o1"))).await.unwrap_err();
+    match &err {
+        Error::OldPartitionNotDerivable { entity, missing } => assert_eq!((entity.as_str(), missing.clone()), ("User", vec!["region".to_string()])),
+        other => panic!("{other:?}"),
+    }
+    singletable_tests::delete_table(&client, &name).await;
+}
 
 type Ledger = HashMap<String, Option<u64>>;
 

@@ -217,6 +217,12 @@ pub enum Error {
     #[error("{entity}: a migrating table cannot find the old form of an item from its new key: the old key template needs {}, which the new key does not hold; migrate this entity without migrate-on-read (stop writers at cut-over)", missing.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
     OldKeyNotDerivable { entity: String, missing: Vec<String> },
 
+    /// Before cut-over a migrating table answers a query from the old
+    /// form's partition, and the old partition key needs fields the
+    /// query's partition does not give.
+    #[error("{entity}: before cut-over a migrating table reads a query's items from the old partition, whose key needs {}, which the query's partition does not give; query an index, read by key, or query after cut-over", missing.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
+    OldPartitionNotDerivable { entity: String, missing: Vec<String> },
+
     /// The migration state a migrating table reads from the table is not
     /// one it understands (a newer toolkit wrote it?).
     #[error("table `{table}`: migration state: {reason}")]

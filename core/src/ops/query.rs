@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, Stream, StreamExt};
 
+use crate::design::EntityDesign;
 use crate::error::Error;
 use crate::ops::page::Page;
 use crate::table::{KeyParts, Table};
@@ -137,8 +138,13 @@ impl<'t, T: Item + 't> Query<'t, T> {
 
     /// The request the query sends: key condition, entity filter, limits.
     pub(crate) fn request(&self) -> Result<crate::ops::page::Request<'t>, Error> {
+        self.request_as(self.table.entity::<T>()?)
+    }
+
+    /// The request for `entity`'s design of `T` (the old design's, for a
+    /// migrating table reading the old form).
+    fn request_as(&self, entity: &EntityDesign) -> Result<crate::ops::page::Request<'t>, Error> {
         let table = self.table;
-        let entity = table.entity::<T>()?;
         let (pk_key, sk_key) = match &self.index {
             None => (&entity.pk, Some(&entity.sk)),
             Some(name) => {
@@ -227,6 +233,81 @@ impl<'t, T: Item + 't> Query<'t, T> {
     }
 }
 
+/// Which sort keys a query selects, as text (for a migrating table that
+/// answers a query from the old form and picks the items out itself).
+#[derive(Debug, Clone)]
+pub(crate) enum SortMatch {
+    Any,
+    Prefix(String),
+    /// `high_is_prefix`: every key under `high` is in too.
+    Between { low: String, high: String, high_is_prefix: bool },
+}
+
+impl SortMatch {
+    /// Whether `sk` is selected (UTF-8 byte order, DynamoDB's).
+    pub(crate) fn matches(&self, sk: &str) -> bool {
+        match self {
+            SortMatch::Any => true,
+            SortMatch::Prefix(p) => sk.starts_with(p.as_str()),
+            SortMatch::Between { low, high, high_is_prefix } => {
+                sk >= low.as_str() && (sk <= high.as_str() || (*high_is_prefix && sk.starts_with(high.as_str())))
+            }
+        }
+    }
+}
+
+/// A query on the old form standing in for a query on the new one (see
+/// `MigratingTable::query_all`): every item of the entity in the old
+/// partition the new one's fields render; the new partition, sort
+/// condition, order and limit are applied to the items it returns.
+pub(crate) struct OldFormQuery<'t> {
+    pub request: crate::ops::page::Request<'t>,
+    pub pk: String,
+    pub sk: SortMatch,
+    pub limit: Option<usize>,
+    pub forward: bool,
+}
+
+impl<'t, T: Item + 't> Query<'t, T> {
+    /// Whether the query reads a GSI.
+    pub(crate) fn on_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// The same query for the old form, on `old` (the table with the old
+    /// design), whose design of the entity is `old_entity`.
+    /// `Err(Ok(missing))`: the old partition key needs fields the query
+    /// does not give.
+    pub(crate) fn for_old_form(self, old: &'t Table, old_entity: &EntityDesign) -> Result<OldFormQuery<'t>, Result<Vec<String>, Error>> {
+        let entity = self.table.entity::<T>().map_err(Err)?;
+        let pk = self.pk.render(entity, &entity.pk).map_err(Err)?;
+        let sk = match &self.sk {
+            SortCondition::Any => SortMatch::Any,
+            SortCondition::BeginsWith(parts) => SortMatch::Prefix(parts.render_prefix(entity, &entity.sk).map_err(Err)?.0),
+            SortCondition::Between(low, high) => {
+                let (low, _) = low.render_prefix(entity, &entity.sk).map_err(Err)?;
+                let (high, complete) = high.render_prefix(entity, &entity.sk).map_err(Err)?;
+                SortMatch::Between { low, high, high_is_prefix: !complete }
+            }
+        };
+        let parts = self.pk.only(&old_entity.pk).map_err(Ok)?;
+        let query = Query {
+            table: old,
+            index: None,
+            pk: parts,
+            // The entity's literal prefix: all of its items in the partition.
+            sk: SortCondition::BeginsWith(KeyParts::new()),
+            limit: None,
+            page_size: self.page_size,
+            forward: true,
+            filter: self.filter,
+            _entity: PhantomData::<fn() -> T>,
+        };
+        let request = query.request_as(old_entity).map_err(Err)?;
+        Ok(OldFormQuery { request, pk, sk, limit: self.limit, forward: self.forward })
+    }
+}
+
 impl<'t, T: Item + 't> Query<'t, T> {
     /// The items as a stream, fetched a request at a time as it is
     /// polled (each request asks for at most [`Query::page_size`] items,
@@ -276,7 +357,19 @@ impl<'t, T: Item + 't> Query<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::successor;
+    use super::{successor, SortMatch};
+
+    #[test]
+    fn sort_matches_select_what_the_key_conditions_select() {
+        let prefix = SortMatch::Prefix("USER#u1".into());
+        assert!(prefix.matches("USER#u1") && prefix.matches("USER#u19") && !prefix.matches("USER#u2"));
+        let closed = SortMatch::Between { low: "USER#u04".into(), high: "USER#u13".into(), high_is_prefix: false };
+        assert!(closed.matches("USER#u04") && closed.matches("USER#u13") && !closed.matches("USER#u130") && !closed.matches("USER#u03"));
+        // A bound with trailing fields left out covers everything under it.
+        let open = SortMatch::Between { low: "USER#u04".into(), high: "USER#u1".into(), high_is_prefix: true };
+        assert!(open.matches("USER#u1") && open.matches("USER#u1\u{10FFFF}") && !open.matches("USER#u2"));
+        assert!(SortMatch::Any.matches(""));
+    }
 
     #[test]
     fn successor_is_past_every_key_under_the_prefix() {
