@@ -64,17 +64,60 @@ pub(crate) struct Counters {
 /// it) does not match either: it is never replayed over itself nor over
 /// anything newer. Without migrating tables no item holds a token and
 /// every change is carried over, in the stream's per-item order.
-fn token_condition(pk_attr: &str, old_image: Option<&RawItem>, put: bool) -> (String, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+///
+/// A round carries an item's last change only, standing for all of its
+/// changes in the round (`started`: the tokens each of them started
+/// from). Applied one by one, each change after the first starts from the
+/// token the one before it left, so the last one lands exactly when the
+/// new form holds any of them: the condition accepts every one. (With
+/// only the last one's token, a new form behind by a change of the round,
+/// such as a copy of an older scan, would wrongly count as superseded.)
+fn token_condition(pk_attr: &str, started: &Tokens, put: bool) -> (String, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
     let mut names = HashMap::from([("#w".to_string(), WRITE_TOKEN_ATTR.to_string())]);
-    let (token_clause, values) = match old_image.and_then(|i| i.get(WRITE_TOKEN_ATTR)) {
-        Some(token) => ("#w = :w".to_string(), Some(HashMap::from([(":w".to_string(), token.clone())]))),
-        None => ("attribute_not_exists(#w)".to_string(), None),
-    };
+    let mut clauses = Vec::new();
+    if started.none {
+        clauses.push("attribute_not_exists(#w)".to_string());
+    }
+    let values: HashMap<String, AttributeValue> = started.some.iter().enumerate().map(|(i, t)| (format!(":w{i}"), t.clone())).collect();
+    if !values.is_empty() {
+        let list: Vec<String> = (0..values.len()).map(|i| format!(":w{i}")).collect();
+        clauses.push(format!("#w IN ({})", list.join(", ")));
+    }
+    let token_clause = clauses.join(" OR ");
+    let values = (!values.is_empty()).then_some(values);
     if !put {
         return (token_clause, names, values);
     }
     names.insert("#pk".into(), pk_attr.to_string());
     (format!("attribute_not_exists(#pk) OR {token_clause}"), names, values)
+}
+
+/// The write tokens an item's changes in a round started from.
+#[derive(Debug, Default, Clone)]
+struct Tokens {
+    /// Some change started from no token.
+    none: bool,
+    /// The distinct tokens, in the order met.
+    some: Vec<AttributeValue>,
+}
+
+/// DynamoDB's limit on the operands of `IN`.
+const MAX_IN: usize = 100;
+
+impl Tokens {
+    fn of(record: &StreamRecord) -> Tokens {
+        let mut t = Tokens::default();
+        t.add(record);
+        t
+    }
+
+    fn add(&mut self, record: &StreamRecord) {
+        match record.old_image.as_ref().and_then(|i| i.get(WRITE_TOKEN_ATTR)) {
+            Some(token) if !self.some.contains(token) => self.some.push(token.clone()),
+            Some(_) => {}
+            None => self.none = true,
+        }
+    }
 }
 
 /// A stable identity of an item key for collapsing records.
@@ -106,12 +149,38 @@ pub(crate) async fn apply_round(
     counters: &Counters,
 ) -> Result<(), MigrateError> {
     counters.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-    let mut last: HashMap<String, StreamRecord> = HashMap::new();
+    let mut by_item: HashMap<String, Vec<StreamRecord>> = HashMap::new();
     for r in records {
-        last.insert(key_id(&r.keys), r);
+        by_item.entry(key_id(&r.keys)).or_default().push(r);
     }
     // The budget's slots bound the requests in flight.
-    futures::future::try_join_all(last.into_values().map(|record| apply_one(client, table, rules, record, budget, counters))).await?;
+    futures::future::try_join_all(by_item.into_values().map(|records| apply_item(client, table, rules, records, budget, counters))).await?;
+    Ok(())
+}
+
+/// One item's changes of a round: the last one, on the condition that
+/// the new form holds a token any of them started from; one by one when
+/// they started from more tokens than one condition can list.
+async fn apply_item(
+    client: &Client,
+    table: &str,
+    rules: &Rules<'_>,
+    mut records: Vec<StreamRecord>,
+    budget: &Budget,
+    counters: &Counters,
+) -> Result<(), MigrateError> {
+    let mut started = Tokens::default();
+    for r in &records {
+        started.add(r);
+    }
+    if started.some.len() <= MAX_IN {
+        let last = records.pop().expect("an item has a record");
+        return apply_one(client, table, rules, last, &started, budget, counters).await;
+    }
+    for r in records {
+        let started = Tokens::of(&r);
+        apply_one(client, table, rules, r, &started, budget, counters).await?;
+    }
     Ok(())
 }
 
@@ -120,6 +189,7 @@ async fn apply_one(
     table: &str,
     rules: &Rules<'_>,
     record: StreamRecord,
+    started: &Tokens,
     budget: &Budget,
     counters: &Counters,
 ) -> Result<(), MigrateError> {
@@ -130,7 +200,7 @@ async fn apply_one(
             match rules.decide(image).map_err(blocked)? {
                 ItemAction::Move { new_item, .. } => {
                     let units = write_units(&new_item);
-                    let (condition, names, values) = token_condition(&rules.new.pk_attr, record.old_image.as_ref(), true);
+                    let (condition, names, values) = token_condition(&rules.new.pk_attr, started, true);
                     let result = retrying(|| async {
                         budget.units(units).await;
                         let _slot = budget.slot().await;
@@ -170,7 +240,7 @@ async fn apply_one(
             };
             if let ItemAction::Move { new_item, .. } = rules.decide(image).map_err(blocked)? {
                 let key = rules.key_of(&new_item);
-                let (condition, names, values) = token_condition(&rules.new.pk_attr, Some(image), false);
+                let (condition, names, values) = token_condition(&rules.new.pk_attr, started, false);
                 let result = retrying(|| async {
                     budget.units(1.0).await;
                     let _slot = budget.slot().await;
@@ -268,6 +338,8 @@ mod tests {
             new_form("gone-newer", 9, Some("t2")),
             new_form("untoken", 9, Some("t2")), // the change started from no token
             new_form("gone", 1, Some("t1")),
+            new_form("behind", 1, None),        // a copy of an older scan: two changes of the round behind
+            new_form("chain-newer", 9, Some("t9")), // a migrating table wrote after the round's changes
         ] {
             client.put_item().table_name(&name).set_item(Some(item)).send().await.unwrap();
         }
@@ -279,6 +351,13 @@ mod tests {
             record(RecordKind::Modify, Some(old_form("untoken", 1, None)), Some(old_form("untoken", 2, None))),
             record(RecordKind::Remove, Some(old_form("gone", 1, Some("t1"))), None),
             record(RecordKind::Insert, None, Some(old_form("created", 5, None))),
+            // Two changes of one item in one round, each from the token the
+            // one before left (a migrating table's updates of the old form
+            // alone, while its new form was not copied yet).
+            record(RecordKind::Modify, Some(old_form("behind", 1, None)), Some(old_form("behind", 2, Some("t1")))),
+            record(RecordKind::Modify, Some(old_form("behind", 2, Some("t1"))), Some(old_form("behind", 3, Some("t2")))),
+            record(RecordKind::Modify, Some(old_form("chain-newer", 1, None)), Some(old_form("chain-newer", 2, Some("t1")))),
+            record(RecordKind::Modify, Some(old_form("chain-newer", 2, Some("t1"))), Some(old_form("chain-newer", 3, Some("t2")))),
         ];
         let counters = Counters::default();
         apply_round(&client, &name, &rules, records, &Budget::new(None, 4), &counters).await.unwrap();
@@ -299,8 +378,10 @@ mod tests {
         assert_eq!(n_of("newer").await, Some(("9".into(), Some("t2".into()))), "superseded: the migrating table's write stays");
         assert_eq!(n_of("gone-newer").await, Some(("9".into(), Some("t2".into()))), "superseded: not deleted");
         assert_eq!(n_of("untoken").await, Some(("9".into(), Some("t2".into()))), "superseded: not overwritten");
-        assert_eq!(counters.superseded.load(Ordering::Relaxed), 3);
-        assert_eq!(counters.written.load(Ordering::Relaxed), 4);
+        assert_eq!(n_of("behind").await, Some(("3".into(), Some("t2".into()))), "the round's last change lands on a form behind by two");
+        assert_eq!(n_of("chain-newer").await, Some(("9".into(), Some("t9".into()))), "superseded: newer than the whole round");
+        assert_eq!(counters.superseded.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.written.load(Ordering::Relaxed), 5);
         singletable_tests::delete_table(&client, &name).await;
     }
 
