@@ -55,6 +55,9 @@ mod v2 {
 
 const ITEMS: usize = 20_000;
 const LEASE_SECONDS: u64 = 2;
+/// Enough for a worker to hold segments a while at the coordinator's
+/// budget, few enough to keep the test short.
+const FROZEN_ITEMS: usize = 6_000;
 
 fn old_design(table: &str) -> TableDesign {
     TableDesign::new(table).entity::<v1::User>().build().unwrap()
@@ -73,11 +76,11 @@ async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T
 }
 
 /// A seeded table and its plan, saved to a file as a user saves it.
-async fn seeded(client: &Client, dir: &Path) -> (String, Plan, PathBuf) {
+async fn seeded(client: &Client, dir: &Path, items: usize) -> (String, Plan, PathBuf) {
     let name = singletable_tests::unique_table_name("workers");
     let table = Table::new(client.clone(), old_design(&name));
     table.create_table().await.unwrap();
-    let users: Vec<v1::User> = (0..ITEMS).map(|i| v1::User { org: org(i), id: format!("u{i}"), n: 0 }).collect();
+    let users: Vec<v1::User> = (0..items).map(|i| v1::User { org: org(i), id: format!("u{i}"), n: 0 }).collect();
     table.batch_write().put_all(&users).send().await.unwrap();
     record_design(client, &old_design(&name), &name).await.unwrap();
     let plan = make_plan(client, &PlanRequest::new(new_design(&name)).table(&name)).await.unwrap().plan;
@@ -161,8 +164,8 @@ async fn differences(client: &Client, table: &str, ledger: &HashMap<String, Opti
     problems
 }
 
-fn seed_ledger() -> HashMap<String, Option<u64>> {
-    (0..ITEMS).map(|i| (format!("u{i}"), Some(0))).collect()
+fn seed_ledger(items: usize) -> HashMap<String, Option<u64>> {
+    (0..items).map(|i| (format!("u{i}"), Some(0))).collect()
 }
 
 /// SIGKILLs one of `procs` (index `which`) and starts it again with
@@ -193,7 +196,7 @@ async fn worker_processes_share_an_offline_apply_through_kills() {
     let client = singletable_tests::client().await;
     let endpoint = singletable_tests::endpoint().await;
     let dir = logs_dir();
-    let (table, _plan, plan_file) = seeded(&client, &dir).await;
+    let (table, _plan, plan_file) = seeded(&client, &dir, ITEMS).await;
     let log = |who: &str| dir.join(format!("{table}-{who}.log"));
     let coordinator_args = ["--offline"];
     let mut procs: Vec<tokio::process::Child> = vec![spawn(&endpoint, &plan_file, &coordinator_args, &log("coordinator"))];
@@ -234,7 +237,7 @@ async fn worker_processes_share_an_offline_apply_through_kills() {
         .collect();
     eprintln!("segments taken by the workers: {took:?}, {:.1} s", started.elapsed().as_secs_f64());
     assert!(took.iter().sum::<usize>() > 0, "no worker took a segment");
-    let problems = differences(&client, &table, &seed_ledger()).await;
+    let problems = differences(&client, &table, &seed_ledger(ITEMS)).await;
     assert!(problems.is_empty(), "{} problems, e.g. {:?}", problems.len(), &problems[..problems.len().min(8)]);
     singletable_tests::delete_table(&client, &table).await;
 }
@@ -251,9 +254,9 @@ impl singletable_migrate::Observer for Print {
 
 
 /// The old version: puts, deletes and creates of its own items.
-async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, k: usize, writes: Arc<AtomicU64>) -> HashMap<String, Option<u64>> {
+async fn old_writer(client: Client, table: String, stop: Arc<AtomicBool>, k: usize, writes: Arc<AtomicU64>, items: usize) -> HashMap<String, Option<u64>> {
     let t = Table::new(client, old_design(&table));
-    let mine: Vec<usize> = (0..ITEMS).filter(|i| i % 4 == k).collect();
+    let mine: Vec<usize> = (0..items).filter(|i| i % 4 == k).collect();
     let mut ledger: HashMap<String, Option<u64>> = mine.iter().map(|i| (format!("u{i}"), Some(0))).collect();
     let mut step = 0usize;
     while !stop.load(Ordering::SeqCst) {
@@ -288,11 +291,11 @@ async fn worker_processes_share_an_online_apply_with_writers_through_kills() {
     let client = singletable_tests::client().await;
     let endpoint = singletable_tests::endpoint().await;
     let dir = logs_dir();
-    let (table, plan, plan_file) = seeded(&client, &dir).await;
+    let (table, plan, plan_file) = seeded(&client, &dir, ITEMS).await;
     let log = |who: &str| dir.join(format!("{table}-{who}.log"));
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
-    let writers: Vec<_> = (0..4).map(|k| tokio::spawn(old_writer(client.clone(), table.clone(), stop.clone(), k, writes.clone()))).collect();
+    let writers: Vec<_> = (0..4).map(|k| tokio::spawn(old_writer(client.clone(), table.clone(), stop.clone(), k, writes.clone(), ITEMS))).collect();
 
     // The coordinator is this process: it holds the lock and drives the
     // phases; its backfill is one worker among four.
@@ -352,7 +355,7 @@ async fn a_frozen_worker_writes_nothing_after_losing_its_segments() {
     let client = singletable_tests::client().await;
     let endpoint = singletable_tests::endpoint().await;
     let dir = logs_dir();
-    let (table, _plan, plan_file) = seeded(&client, &dir).await;
+    let (table, _plan, plan_file) = seeded(&client, &dir, ITEMS).await;
     let log = |who: &str| dir.join(format!("{table}-{who}.log"));
     // The worker starts first, so it holds segments when the coordinator
     // lays them out; the coordinator (throttled) takes the rest.
@@ -383,7 +386,111 @@ async fn a_frozen_worker_writes_nothing_after_losing_its_segments() {
     // Its renewal or checkpoint after waking was refused: the lease had
     // another owner at another epoch.
     assert!(text.contains("segment lease lost"), "the frozen worker never found its lease lost:\n{}", tail(&log("frozen")));
-    let problems = differences(&client, &table, &seed_ledger()).await;
+    let problems = differences(&client, &table, &seed_ledger(ITEMS)).await;
+    assert!(problems.is_empty(), "{} problems, e.g. {:?}", problems.len(), &problems[..problems.len().min(8)]);
+    singletable_tests::delete_table(&client, &table).await;
+}
+
+/// The segment leases a worker holds, unfinished: (checkpoint key, epoch).
+async fn held_by(client: &Client, table: &str, pid: u32) -> Vec<(String, String)> {
+    let mine = format!("(pid {pid})");
+    singletable_tests::scan_all(client, table)
+        .await
+        .into_iter()
+        .filter(|i| s(i, "pk") == "#SINGLETABLE" && s(i, "sk").starts_with("#CHECKPOINT#") && s(i, "owner").contains(&mine))
+        .filter(|i| !matches!(i.get("done"), Some(AttributeValue::Bool(true))))
+        .map(|i| (s(&i, "sk"), i.get("epoch").and_then(|v| v.as_n().ok()).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// The online apply, with writers: a worker (through a proxy that keeps a
+/// journal of its requests) is frozen with SIGSTOP while it holds
+/// segments, the coordinator takes them over, and SIGCONT wakes it. No
+/// copy transaction fenced by a lease it held before the freeze succeeds
+/// after it wakes: its copies carry the lease's owner and epoch, which the
+/// coordinator's take changed. The migration then ends against the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_online_worker_writes_no_data_item_after_losing_its_segments() {
+    let client = singletable_tests::client().await;
+    let endpoint = singletable_tests::endpoint().await;
+    let dir = logs_dir();
+    let (table, plan, plan_file) = seeded(&client, &dir, FROZEN_ITEMS).await;
+    let log = |who: &str| dir.join(format!("{table}-{who}.log"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..2).map(|k| tokio::spawn(old_writer(client.clone(), table.clone(), stop.clone(), k, writes.clone(), FROZEN_ITEMS))).collect();
+
+    let proxy = singletable_tests::faults::FaultProxy::start(12).await;
+    proxy.keep_journal();
+    // The coordinator is throttled so the worker has segments in hand.
+    let migrator = Migrator::new(client.clone()).with_streams(singletable_tests::streams_client().await);
+    let opts = ApplyOptions {
+        segments: 16,
+        page_size: Some(100),
+        lease: Duration::from_secs(LEASE_SECONDS),
+        max_wcu: Some(400.0),
+        ..ApplyOptions::default()
+    };
+    let mut online = within(60, "start", migrator.start_online(&plan, &opts, Arc::new(Print))).await.unwrap();
+    let mut frozen = worker(proxy.url(), &plan_file, &log("frozen"));
+    let pid = frozen.id().unwrap();
+    let held = within(60, "the worker holding segments", async {
+        loop {
+            let held = held_by(&client, &table, pid).await;
+            if !held.is_empty() {
+                return held;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    unsafe { libc_kill(pid as i32, 19) }; // SIGSTOP
+    let mut held = [held, held_by(&client, &table, pid).await].concat();
+    held.sort();
+    held.dedup();
+    within(60, "the segments taken over", async {
+        while !held_by(&client, &table, pid).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let woke = Instant::now();
+    unsafe { libc_kill(pid as i32, 18) }; // SIGCONT
+    let status = wait(&mut frozen, 60, "the frozen worker").await;
+    eprintln!("frozen worker ({status}), held {held:?}:\n{}", tail(&log("frozen")));
+
+    // Its copies after waking, fenced by a lease it held before.
+    let fenced_by_old_lease = |body: &serde_json::Value| {
+        let Some(check) = body["TransactItems"].as_array().and_then(|a| a.last()).map(|a| &a["ConditionCheck"]) else { return false };
+        let (sk, epoch) = (check["Key"]["sk"]["S"].as_str().unwrap_or(""), check["ExpressionAttributeValues"][":e"]["N"].as_str().unwrap_or(""));
+        held.iter().any(|(s, e)| s == sk && e == epoch)
+    };
+    let after: Vec<_> = proxy.journal().into_iter().filter(|x| x.at > woke && x.op == "TransactWriteItems" && fenced_by_old_lease(&x.body)).collect();
+    let written = after.iter().filter(|x| x.status == 200).count();
+    eprintln!("after waking: {} copy transactions under an old lease, {written} written, {} refused", after.len(), after.len() - written);
+    assert_eq!(written, 0, "a copy under a lease lost while frozen went through");
+    let text = std::fs::read_to_string(log("frozen")).unwrap_or_default();
+    assert!(text.contains("segment lease lost"), "the frozen worker never found its lease lost:\n{}", tail(&log("frozen")));
+
+    // Two fresh workers help the throttled coordinator finish.
+    let mut helpers: Vec<_> = (1..3).map(|w| worker(&endpoint, &plan_file, &log(&format!("helper{w}")))).collect();
+    within(240, "catch-up", online.wait_caught_up()).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let mut ledger = HashMap::new();
+    for w in writers {
+        ledger.extend(w.await.unwrap());
+    }
+    // The writers covered half the items; the rest keep their seed value.
+    for (id, v) in seed_ledger(FROZEN_ITEMS) {
+        ledger.entry(id).or_insert(v);
+    }
+    let cut = within(120, "cut-over", online.cutover()).await.unwrap();
+    assert!(cut.content.problems.is_empty(), "{:?}", cut.content.problems);
+    within(120, "contract", online.complete()).await.unwrap();
+    for h in helpers.iter_mut() {
+        let _ = wait(h, 60, "a helper").await;
+    }
+    let problems = differences(&client, &table, &ledger).await;
     assert!(problems.is_empty(), "{} problems, e.g. {:?}", problems.len(), &problems[..problems.len().min(8)]);
     singletable_tests::delete_table(&client, &table).await;
 }

@@ -201,6 +201,18 @@ pub struct DroppedWrite {
     pub keys: Vec<(String, String)>,
 }
 
+/// A request the proxy forwarded and the status of the answer it passed
+/// back (kept once [`FaultProxy::keep_journal`] is called).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// When the answer came back.
+    pub at: Instant,
+    pub op: String,
+    pub access_key: String,
+    pub status: u16,
+    pub body: Value,
+}
+
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
@@ -317,6 +329,7 @@ struct Inner {
     applied_drops: Mutex<Vec<DroppedWrite>>,
     tasks: Mutex<Vec<AbortHandle>>,
     key_attrs: (String, String),
+    journal: Mutex<Option<Vec<Exchange>>>,
 }
 
 /// The fault-injecting proxy; stops (with every connection) when dropped.
@@ -349,6 +362,7 @@ impl FaultProxy {
             applied_drops: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
             key_attrs: ("pk".into(), "sk".into()),
+            journal: Mutex::new(None),
         });
         let accept = {
             let inner = inner.clone();
@@ -365,6 +379,17 @@ impl FaultProxy {
         };
         inner.tasks.lock().unwrap().push(accept.abort_handle());
         FaultProxy { url, inner }
+    }
+
+    /// From now on, keeps every forwarded request with its answer's
+    /// status ([`FaultProxy::journal`]).
+    pub fn keep_journal(&self) {
+        self.inner.journal.lock().unwrap().get_or_insert_with(Vec::new);
+    }
+
+    /// The requests forwarded since [`FaultProxy::keep_journal`].
+    pub fn journal(&self) -> Vec<Exchange> {
+        self.inner.journal.lock().unwrap().clone().unwrap_or_default()
     }
 
     /// The URL to point a client at.
@@ -821,12 +846,26 @@ async fn handle(inner: &Arc<Inner>, up: &mut Option<Conn>, request: Message) -> 
         }
         Action::Forward => {
             let mode = faults.as_ref().map_or(Unprocessed::Off, |f| f.unprocessed);
-            match (op.as_str(), mode) {
+            let journal = inner.journal.lock().unwrap().is_some().then(|| body.clone());
+            let answer = match (op.as_str(), mode) {
                 (_, Unprocessed::Off) => forward(inner, up, &request).await,
                 ("BatchWriteItem", _) => batch(inner, up, request, body, mode, id, "RequestItems", "UnprocessedItems").await,
                 ("BatchGetItem", _) => batch(inner, up, request, body, mode, id, "RequestItems", "UnprocessedKeys").await,
                 _ => forward(inner, up, &request).await,
+            };
+            if let (Some(body), Some(bytes)) = (journal, answer.as_ref()) {
+                // "HTTP/1.1 200 OK": the status is the second word.
+                let status = std::str::from_utf8(&bytes[..bytes.len().min(16)])
+                    .ok()
+                    .and_then(|line| line.split(' ').nth(1))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let exchange = Exchange { at: Instant::now(), op, access_key: key, status, body };
+                if let Some(journal) = inner.journal.lock().unwrap().as_mut() {
+                    journal.push(exchange);
+                }
             }
+            answer
         }
     }
 }

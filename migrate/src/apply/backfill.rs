@@ -175,6 +175,7 @@ pub(crate) async fn run(
                 let (written, fetched) = futures::join!(rewrite_page(client, &plan.table, items, rules, budget, counters, mode, fence.as_ref()), prefetch);
                 match written {
                     Err(MigrateError::SegmentLost { .. }) => {
+                        tracing::warn!(table = %plan.table, segment, epoch = held.epoch, what = "copy", "segment lease lost to another worker; its copies were refused");
                         held.lost.store(true, Ordering::SeqCst);
                         return Ok(SegmentEnd::Lost);
                     }
