@@ -6,6 +6,7 @@
 #   scripts/bench-migrate.sh                      # 20,000 items, C = 4 and 8, with
 #                                                 # the online apply under 200 writes/s
 #   scripts/bench-migrate.sh --skip-online        # quiet apply vs hand-written only
+#   scripts/bench-migrate.sh --skip-mor           # the online apply without migrate-on-read
 #   scripts/bench-migrate.sh --items 3000 --warmup 1000 --rounds 1 --concurrency 4 --skip-naive
 #   scripts/bench-migrate.sh --concurrency 4 --rounds 3
 #   scripts/bench-migrate.sh --memory 20000,200000
