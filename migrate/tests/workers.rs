@@ -14,6 +14,10 @@
 //!   stopped with SIGSTOP past its lease, continued with SIGCONT: its
 //!   checkpoint writes are refused (the fencing token), and the migration
 //!   ends verified.
+//! - `a_frozen_online_worker_writes_no_data_item_after_losing_its_segments`:
+//!   the same during an online apply with writers: after waking, no copy
+//!   fenced by a lease it lost goes through (its requests are journaled
+//!   by a proxy), and the table ends equal to the ledger.
 //!
 //! Each ends with the table against the seed (or the ledger): every item
 //! in its new form once, with the acknowledged value, no old form, and
