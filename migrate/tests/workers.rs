@@ -359,7 +359,7 @@ async fn a_frozen_worker_writes_nothing_after_losing_its_segments() {
     let client = singletable_tests::client().await;
     let endpoint = singletable_tests::endpoint().await;
     let dir = logs_dir();
-    let (table, _plan, plan_file) = seeded(&client, &dir, ITEMS).await;
+    let (table, _plan, plan_file) = seeded(&client, &dir, FROZEN_ITEMS).await;
     let log = |who: &str| dir.join(format!("{table}-{who}.log"));
     // The worker starts first, so it holds segments when the coordinator
     // lays them out; the coordinator (throttled) takes the rest.
@@ -390,7 +390,7 @@ async fn a_frozen_worker_writes_nothing_after_losing_its_segments() {
     // Its renewal or checkpoint after waking was refused: the lease had
     // another owner at another epoch.
     assert!(text.contains("segment lease lost"), "the frozen worker never found its lease lost:\n{}", tail(&log("frozen")));
-    let problems = differences(&client, &table, &seed_ledger(ITEMS)).await;
+    let problems = differences(&client, &table, &seed_ledger(FROZEN_ITEMS)).await;
     assert!(problems.is_empty(), "{} problems, e.g. {:?}", problems.len(), &problems[..problems.len().min(8)]);
     singletable_tests::delete_table(&client, &table).await;
 }
@@ -409,7 +409,7 @@ async fn held_by(client: &Client, table: &str, pid: u32) -> Vec<(String, String)
 
 /// The online apply, with writers: a worker (through a proxy that keeps a
 /// journal of its requests) is frozen with SIGSTOP while it holds
-/// segments, the coordinator takes them over, and SIGCONT wakes it. No
+/// segments, the others take them over, and SIGCONT wakes it. No
 /// copy transaction fenced by a lease it held before the freeze succeeds
 /// after it wakes: its copies carry the lease's owner and epoch, which the
 /// coordinator's take changed. The migration then ends against the ledger.
@@ -449,6 +449,9 @@ async fn a_frozen_online_worker_writes_no_data_item_after_losing_its_segments() 
     })
     .await;
     unsafe { libc_kill(pid as i32, 19) }; // SIGSTOP
+    // Two fresh workers join: they and the coordinator take the frozen
+    // worker's segments over once its leases run out, and finish the copy.
+    let mut helpers: Vec<_> = (1..3).map(|w| worker(&endpoint, &plan_file, &log(&format!("helper{w}")))).collect();
     let mut held = [held, held_by(&client, &table, pid).await].concat();
     held.sort();
     held.dedup();
@@ -476,8 +479,6 @@ async fn a_frozen_online_worker_writes_no_data_item_after_losing_its_segments() 
     let text = std::fs::read_to_string(log("frozen")).unwrap_or_default();
     assert!(text.contains("segment lease lost"), "the frozen worker never found its lease lost:\n{}", tail(&log("frozen")));
 
-    // Two fresh workers help the throttled coordinator finish.
-    let mut helpers: Vec<_> = (1..3).map(|w| worker(&endpoint, &plan_file, &log(&format!("helper{w}")))).collect();
     within(240, "catch-up", online.wait_caught_up()).await.unwrap();
     stop.store(true, Ordering::SeqCst);
     let mut ledger = HashMap::new();
