@@ -87,6 +87,13 @@ impl<'a> Rules<'a> {
             .collect()
     }
 
+    /// `item`'s table key as text, `(pk, sk)`, to name it in reports and
+    /// to tell items apart (`?` for a part that is missing or no string).
+    pub fn key_text(&self, item: &RawItem) -> String {
+        let part = |a: &str| item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "?".into());
+        format!("({}, {})", part(&self.new.pk_attr), part(&self.new.sk_attr))
+    }
+
     /// Decides what to do with `item`. `Err` carries a reason the item
     /// cannot be rewritten (a missing attribute without default, an empty
     /// key part ...): apply stops on it, as plan reported it.

@@ -45,11 +45,6 @@ fn digest(item: &RawItem) -> u64 {
     h.finish()
 }
 
-fn key_text(item: &RawItem, pk: &str, sk: &str) -> String {
-    let part = |a: &str| item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "?".into());
-    format!("({}, {})", part(pk), part(sk))
-}
-
 /// A stored new form: its digest, its key, its old form's key.
 type Stored = (u64, RawItem, Option<RawItem>);
 
@@ -126,7 +121,7 @@ async fn recheck(
 /// Scans the table and compares (see the module docs). At most 20
 /// problems are named; the count is in the last line when there are more.
 pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segments: u32) -> Result<ContentReport, MigrateError> {
-    let (pk, sk) = (plan.to.pk_attr.as_str(), plan.to.sk_attr.as_str());
+    let pk = plan.to.pk_attr.as_str();
     // new key -> digest of what the old form renders, and the old key
     let expected: Mutex<HashMap<String, (u64, RawItem)>> = Mutex::new(HashMap::new());
     // new key -> digest of what is stored, the new key, the old key
@@ -159,13 +154,13 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
                         let action = rules.decide(&item).map_err(|r| MigrateError::Blocked { table: plan.table.clone(), errors: vec![r] })?;
                         match action {
                             ItemAction::Move { new_item, old_key } => {
-                                expected.lock().expect("check").insert(key_text(&new_item, pk, sk), (digest(&new_item), old_key));
+                                expected.lock().expect("check").insert(rules.key_text(&new_item), (digest(&new_item), old_key));
                             }
                             ItemAction::Update { .. } => {
                                 problems.lock().expect("check").push(format!(
                                     "{} {}: its index keys are not what its attributes render",
                                     item.get(entity_attr.as_str()).and_then(|v| v.as_s().ok()).map_or("?", |s| s.as_str()),
-                                    key_text(&item, pk, sk)
+                                    rules.key_text(&item)
                                 ));
                             }
                             ItemAction::Keep => {
@@ -173,7 +168,7 @@ pub(crate) async fn check(client: &Client, plan: &Plan, rules: &Rules<'_>, segme
                                 if let Some(entity) = entity.filter(|e| moved_entities.contains(&e.as_str())) {
                                     let old_key = old_key_of(plan, entity, &item);
                                     let new_key = rules.key_of(&item);
-                                    stored.lock().expect("check").insert(key_text(&item, pk, sk), (digest(&item), new_key, old_key));
+                                    stored.lock().expect("check").insert(rules.key_text(&item), (digest(&item), new_key, old_key));
                                 } else {
                                     in_place.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 }

@@ -102,7 +102,7 @@ pub(crate) async fn run(
                         .into_iter()
                         .filter(|i| !is_reserved_in(i, pk))
                         .filter_map(|item| match rules.decide(&item) {
-                            Ok(ItemAction::Move { old_key, .. }) if spared.contains(&old_key, pk, &plan.to.sk_attr) => None,
+                            Ok(ItemAction::Move { old_key, .. }) if spared.by_key.contains_key(&rules.key_text(&old_key)) => None,
                             Ok(ItemAction::Move { old_key, .. }) => Some(Ok((old_key, item))),
                             Ok(ItemAction::Delete { key }) => Some(Ok((key, item))),
                             Ok(_) => {
@@ -129,9 +129,7 @@ pub(crate) async fn run(
                         if gone {
                             deleted.fetch_add(1, Ordering::Relaxed);
                         } else {
-                            let sk = &plan.to.sk_attr;
-                            let part = |a: &str| item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                            changed.lock().expect("contract").push(format!("({}, {})", part(pk), part(sk)));
+                            changed.lock().expect("contract").push(rules.key_text(&item));
                         }
                     }
                     match next {

@@ -36,23 +36,13 @@ use crate::raw::RawItem;
 use crate::reserved::{is_reserved_in, WRITE_TOKEN_ATTR};
 use crate::retry::retrying;
 
-/// Old forms written alone after cut-over: the old key's text → (the old
-/// key, the newest image written).
+/// Old forms written alone after cut-over: the old key's text
+/// ([`Rules::key_text`]) → (the old key, the newest image written).
 #[derive(Debug, Default)]
 pub(crate) struct Stragglers {
     pub by_key: HashMap<String, (RawItem, RawItem)>,
 }
 
-impl Stragglers {
-    pub(crate) fn contains(&self, old_key: &RawItem, pk: &str, sk: &str) -> bool {
-        self.by_key.contains_key(&key_text(old_key, pk, sk))
-    }
-}
-
-pub(crate) fn key_text(item: &RawItem, pk: &str, sk: &str) -> String {
-    let part = |a: &str| item.get(a).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    format!("({}, {})", part(pk), part(sk))
-}
 
 /// Whether a migrating table made this change of an old form: the image
 /// after it holds a write token the image before it did not.
@@ -67,7 +57,7 @@ fn by_migrating_table(record: &StreamRecord) -> bool {
 /// into the stream are in), adding every old-form write that no migrating
 /// table made to `into`. Returns how many records it read.
 pub(crate) async fn read_to_end(tail: &mut StreamTail, rules: &Rules<'_>, into: &mut Stragglers) -> Result<u64, MigrateError> {
-    let (pk, sk) = (rules.new.pk_attr.as_str(), rules.new.sk_attr.as_str());
+    let pk = rules.new.pk_attr.as_str();
     let started = Instant::now();
     let (mut at_end, mut read) = (0u32, 0u64);
     loop {
@@ -80,7 +70,7 @@ pub(crate) async fn read_to_end(tail: &mut StreamTail, rules: &Rules<'_>, into: 
             }
             let Some(image) = record.new_image else { continue };
             if let Ok(ItemAction::Move { old_key, .. }) = rules.decide(&image) {
-                into.by_key.insert(key_text(&old_key, pk, sk), (old_key, image));
+                into.by_key.insert(rules.key_text(&old_key), (old_key, image));
             }
         }
         at_end = if end { at_end + 1 } else { 0 };
