@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, Stream, StreamExt};
 
-use crate::design::EntityDesign;
+use crate::design::{EntityDesign, KeyDesign};
 use crate::error::Error;
 use crate::ops::page::Page;
 use crate::table::{KeyParts, Table};
@@ -159,23 +159,17 @@ impl<'t, T: Item + 't> Query<'t, T> {
         let mut condition = format!("{} = {}", expr.name(&pk_key.attr), expr.value(pk_value.clone()));
         // A key equal to an open upper bound's successor is past the range.
         let mut exclude_sk: Option<AttributeValue> = None;
-        let sk_key_or_err = || {
-            sk_key.ok_or_else(|| Error::invalid_argument("sk_begins_with", format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))
-        };
-        match &self.sk {
-            SortCondition::Any => {}
-            SortCondition::BeginsWith(parts) => {
-                let sk = sk_key_or_err()?;
-                let (prefix, _) = parts.render_prefix(entity, sk)?;
+        match self.sort_match(entity, sk_key)? {
+            SortMatch::Any => {}
+            SortMatch::Prefix(prefix) => {
+                let sk = sk_key.expect("a sort condition has a sort key");
                 let (name, value) = (expr.name(&sk.attr), expr.value(AttributeValue::S(prefix)));
                 condition.push_str(&format!(" AND begins_with({name}, {value})"));
             }
-            SortCondition::Between(low, high) => {
-                let sk = sk_key_or_err()?;
-                let (low, _) = low.render_prefix(entity, sk)?;
-                let (high, complete) = high.render_prefix(entity, sk)?;
+            SortMatch::Between { low, high, high_is_prefix } => {
+                let sk = sk_key.expect("a sort condition has a sort key");
                 let (name, low) = (expr.name(&sk.attr), expr.value(AttributeValue::S(low)));
-                if complete {
+                if !high_is_prefix {
                     let high = expr.value(AttributeValue::S(high));
                     condition.push_str(&format!(" AND {name} BETWEEN {low} AND {high}"));
                 } else {
@@ -269,6 +263,24 @@ pub(crate) struct OldFormQuery<'t> {
 }
 
 impl<'t, T: Item + 't> Query<'t, T> {
+    /// The sort condition rendered as text, on `sk_key` (the table's or
+    /// the index's sort key; `None`: it has none, so only `Any` renders).
+    fn sort_match(&self, entity: &EntityDesign, sk_key: Option<&KeyDesign>) -> Result<SortMatch, Error> {
+        let sk_key_or_err = || {
+            sk_key.ok_or_else(|| Error::invalid_argument("sk_begins_with", format!("index `{}` has no sort key", self.index.as_deref().unwrap_or(""))))
+        };
+        Ok(match &self.sk {
+            SortCondition::Any => SortMatch::Any,
+            SortCondition::BeginsWith(parts) => SortMatch::Prefix(parts.render_prefix(entity, sk_key_or_err()?)?.0),
+            SortCondition::Between(low, high) => {
+                let sk = sk_key_or_err()?;
+                let (low, _) = low.render_prefix(entity, sk)?;
+                let (high, complete) = high.render_prefix(entity, sk)?;
+                SortMatch::Between { low, high, high_is_prefix: !complete }
+            }
+        })
+    }
+
     /// Whether the query reads a GSI.
     pub(crate) fn on_index(&self) -> bool {
         self.index.is_some()
@@ -281,15 +293,7 @@ impl<'t, T: Item + 't> Query<'t, T> {
     pub(crate) fn for_old_form(self, old: &'t Table, old_entity: &EntityDesign) -> Result<OldFormQuery<'t>, Result<Vec<String>, Error>> {
         let entity = self.table.entity::<T>().map_err(Err)?;
         let pk = self.pk.render(entity, &entity.pk).map_err(Err)?;
-        let sk = match &self.sk {
-            SortCondition::Any => SortMatch::Any,
-            SortCondition::BeginsWith(parts) => SortMatch::Prefix(parts.render_prefix(entity, &entity.sk).map_err(Err)?.0),
-            SortCondition::Between(low, high) => {
-                let (low, _) = low.render_prefix(entity, &entity.sk).map_err(Err)?;
-                let (high, complete) = high.render_prefix(entity, &entity.sk).map_err(Err)?;
-                SortMatch::Between { low, high, high_is_prefix: !complete }
-            }
-        };
+        let sk = self.sort_match(entity, Some(&entity.sk)).map_err(Err)?;
         let parts = self.pk.only(&old_entity.pk).map_err(Ok)?;
         let query = Query {
             table: old,
