@@ -54,6 +54,10 @@ pub struct ShardStatus {
     pub shard: String,
     /// Read to its end (a closed shard).
     pub done: bool,
+    /// The worker holding its lease (absent: free, or done).
+    pub owner: Option<String>,
+    /// Seconds since its owner last renewed the lease or saved.
+    pub heartbeat_ago_s: Option<f64>,
     /// Seconds since the replay last saved its position here.
     pub saved_ago_s: Option<f64>,
     /// How old the newest record of the last replayed round was when it
@@ -127,6 +131,8 @@ pub async fn status(client: &Client, table: &str, pk_attr: &str, sk_attr: &str) 
                     ShardStatus {
                         shard: shard.to_string(),
                         done: text(item, "position") == Some("done"),
+                        owner: text(item, "owner").map(str::to_string),
+                        heartbeat_ago_s: number(item, "heartbeat_ms").map(|ms| (now - ms) / 1000.0),
                         saved_ago_s,
                         lag_s: number(item, "lag_ms").map(|ms| ms / 1000.0),
                     },
@@ -189,7 +195,13 @@ impl std::fmt::Display for MigrationStatus {
                 for s in &o.shards {
                     let ago = s.saved_ago_s.map_or("?".to_string(), |a| format!("{a:.1} s ago"));
                     let lag = s.lag_s.map_or("?".to_string(), |l| format!("{l:.0} s"));
-                    writeln!(f, "    {}: {}position saved {ago}, replay lag then {lag}", s.shard, if s.done { "done, " } else { "" })?;
+                    let owner = match (&s.owner, s.heartbeat_ago_s) {
+                        (Some(o), Some(beat)) if !s.done => format!("held by {o} (heartbeat {beat:.1} s ago), "),
+                        (Some(o), None) if !s.done => format!("held by {o}, "),
+                        _ if !s.done => "free, ".to_string(),
+                        _ => String::new(),
+                    };
+                    writeln!(f, "    {}: {}{owner}position saved {ago}, replay lag then {lag}", s.shard, if s.done { "done, " } else { "" })?;
                 }
             }
             None => writeln!(f, "no online apply in progress")?,

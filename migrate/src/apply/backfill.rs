@@ -136,8 +136,8 @@ pub(crate) async fn run(
     let work = |held: Held, row: LeaseRow| {
         let (budget, counters, rules, observer, lease_lost) = (&budget, &counters, &rules, observer.clone(), lease_lost);
         async move {
-            let segment = held.segment;
-            let fence = held.fence(checkpoints)?;
+            let segment = row.segment;
+            let fence = held.fence(&checkpoints.at)?;
             let fence = (mode == Mode::Online).then_some(fence);
             let scan = |start: Option<RawItem>| async move {
                 let _slot = budget.slot().await;

@@ -37,7 +37,6 @@ pub(crate) mod write;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use singletable::TableDesign;
@@ -51,7 +50,7 @@ use crate::fingerprint::{fingerprint, Fnv64};
 use crate::live::describe;
 use crate::plan::{Change, Plan};
 use crate::reserved::{read_recorded_design, record_design};
-use state::{Checkpoints, Lease, LeaseWatch, Reserved};
+use state::{Checkpoints, Lease, Reserved};
 
 /// What [`Migrator::prepare`] found and settled.
 pub(crate) struct Prepared {
@@ -201,49 +200,6 @@ impl Migrator {
         }
         let already_applied = !plan.changes.is_empty() && recorded.as_ref() == Some(&plan.to) && own_progress(plan, &live, recorded.as_ref());
         Ok(Prepared { live, opts, at, checkpoints, already_applied })
-    }
-
-    /// Joins the apply of `plan` running elsewhere (started by
-    /// [`apply`](Self::apply) or [`start_online`](Self::start_online) in
-    /// another process, which holds the lock) as one more worker: takes a
-    /// share of its scan segments through their leases (see the
-    /// `workers` notes in ARCHITECTURE.md), rewrites them, and returns
-    /// once every segment is done. It changes no schema, verifies nothing
-    /// and records nothing: the apply that holds the lock does. Waits up
-    /// to `wait` for that apply to lay out its segments.
-    pub async fn work(&self, plan: &Plan, opts: &ApplyOptions, observer: Arc<dyn Observer>, wait: Duration) -> Result<ApplyReport, MigrateError> {
-        let observer = options::Traced::wrap(&plan.table, observer);
-        let mut defaults = plan.defaults()?;
-        defaults.extend(opts.defaults.clone());
-        let opts = ApplyOptions { defaults, ..opts.clone() };
-        let at = Reserved { client: self.client.clone(), table: plan.table.clone(), pk_attr: plan.to.pk_attr.clone(), sk_attr: plan.to.sk_attr.clone() };
-        let checkpoints = Checkpoints { at: at.clone(), migration: migration_id(plan, &opts.defaults) };
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            if !checkpoints.rows().await?.is_empty() {
-                break;
-            }
-            if read_recorded_design(&self.client, &plan.table, &plan.to.pk_attr, &plan.to.sk_attr).await?.as_ref() == Some(&plan.to) {
-                let warning = format!("table `{}` already records this plan's design: the apply is done; nothing to do", plan.table);
-                observer.event(Event::Warning(warning.clone()));
-                return Ok(ApplyReport { warnings: vec![warning], ..ApplyReport::default() });
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(MigrateError::Other(format!(
-                    "table `{}`: no apply of this plan has laid out its segments within {:.0} s; start `migrate apply` first",
-                    plan.table,
-                    wait.as_secs_f64()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        // An online apply's workers copy with conditions; a quiet one's
-        // batch-write.
-        let online = !at.query_prefix(crate::reserved::ONLINE_SK).await?.is_empty();
-        let mode = if online { backfill::Mode::Online } else { backfill::Mode::Quiet };
-        let mut report = ApplyReport::default();
-        backfill::run(&self.client, plan, &opts, &checkpoints, &LeaseWatch::unlocked(&plan.table), observer, &mut report, mode, None).await?;
-        Ok(report)
     }
 
     /// Applies `plan`. See the module docs for the guarantees.

@@ -28,6 +28,10 @@
 //!   it, it takes free and expired segments first, then steals one
 //!   segment per round from the worker holding the most, if that one
 //!   holds more than its share (bounded stealing).
+//!
+//! The lease primitives ([`take_lease`], [`fenced_update`], [`Held`],
+//! [`Liveness`]) serve the stream shards of an online apply as well
+//! (`online::shards`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue};
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::state::{Checkpoints, SegmentState};
+use super::state::{Checkpoints, Reserved, SegmentState};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::reserved::{checkpoint_sk, CHECKPOINT_PREFIX};
@@ -68,10 +72,14 @@ pub(crate) struct LeaseRow {
     pub heartbeat_ms: Option<u64>,
 }
 
-/// A segment this worker holds.
+/// A lease this worker holds: a scan segment, or a stream shard
+/// (`online::shards`). Both are checkpoint items in the reserved
+/// partition with the same lease attributes; `sk` names the item.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
-    pub segment: u32,
+    pub sk: String,
+    /// What is leased, for the logs: "segment", "stream shard".
+    pub kind: &'static str,
     pub epoch: u64,
     pub owner: String,
     /// Set when a renewal or a checkpoint found the lease taken.
@@ -83,19 +91,165 @@ impl Held {
         self.lost.load(Ordering::SeqCst)
     }
 
-    /// The condition every write of this worker for the segment carries:
-    /// still the owner, at the epoch it took the segment in.
-    pub fn fence(&self, cp: &Checkpoints) -> Result<ConditionCheck, MigrateError> {
+    /// The condition every write of this worker under the lease carries:
+    /// still the owner, at the epoch it took the lease in.
+    pub fn fence(&self, at: &Reserved) -> Result<ConditionCheck, MigrateError> {
         ConditionCheck::builder()
-            .table_name(&cp.at.table)
-            .set_key(Some(cp.at.key(&checkpoint_sk(&cp.migration, self.segment))))
+            .table_name(&at.table)
+            .set_key(Some(at.key(&self.sk)))
             .condition_expression("#o = :o AND #e = :e")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#e", "epoch")
             .expression_attribute_values(":o", AttributeValue::S(self.owner.clone()))
             .expression_attribute_values(":e", n(self.epoch))
             .build()
-            .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", cp.at.table)))
+            .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", at.table)))
+    }
+}
+
+/// Creates a lease item (free, with its checkpoint attributes) unless it
+/// exists: whichever worker comes first makes it.
+pub(crate) async fn create_lease(at: &Reserved, item: RawItem, what: &'static str) -> Result<(), MigrateError> {
+    let result = retrying(|| {
+        at.client
+            .put_item()
+            .table_name(&at.table)
+            .set_item(Some(item.clone()))
+            .condition_expression("attribute_not_exists(#sk)")
+            .expression_attribute_names("#sk", &at.sk_attr)
+            .send()
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e) => Err(MigrateError::dynamo(what, &at.table, e)),
+    }
+}
+
+/// Takes the lease of checkpoint item `sk` (not done) whose counter is
+/// still `seen`; `None` if another worker moved it first. `kind` names
+/// what is leased in the logs ("segment", "stream shard").
+pub(crate) async fn take_lease(at: &Reserved, sk: &str, seen: u64, me: &str, kind: &'static str) -> Result<Option<Held>, MigrateError> {
+    let key = at.key(sk);
+    // A checkpoint written before leases existed has no counter: it
+    // reads as 0.
+    let counter = if seen == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
+    let condition = format!("attribute_exists(#d) AND #d = :false AND {counter}");
+    let result = retrying(|| {
+        at.client
+            .update_item()
+            .table_name(&at.table)
+            .set_key(Some(key.clone()))
+            .update_expression("SET #o = :me, #e = if_not_exists(#e, :zero) + :one, #c = :next, #h = :now")
+            .condition_expression(&condition)
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "epoch")
+            .expression_attribute_names("#c", "counter")
+            .expression_attribute_names("#h", "heartbeat_ms")
+            .expression_attribute_names("#d", "done")
+            .expression_attribute_values(":me", AttributeValue::S(me.to_string()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":next", n(seen + 1))
+            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+    })
+    .await;
+    match result {
+        Ok(out) => {
+            let epoch = out.attributes.as_ref().and_then(|a| num(a, "epoch")).unwrap_or(1);
+            tracing::info!(table = %at.table, lease = sk, epoch, owner = me, "{kind} lease taken");
+            Ok(Some(Held { sk: sk.to_string(), kind, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
+        Err(e) => Err(MigrateError::dynamo("UpdateItem (take lease)", &at.table, e)),
+    }
+}
+
+/// Updates a held lease's item on the condition that this worker still
+/// holds it at its epoch (the fencing token); `false` (and the lease
+/// marked lost) when another worker took it. `update` may use `#o`,
+/// `#e`, `#c`, `#h` and `:zero`, `:one`, `:now` besides `extra` and
+/// `names`.
+pub(crate) async fn fenced_update(
+    at: &Reserved,
+    held: &Held,
+    update: &str,
+    extra: HashMap<String, AttributeValue>,
+    names: &[(&str, &str)],
+    what: &'static str,
+) -> Result<bool, MigrateError> {
+    let key = at.key(&held.sk);
+    let mut values = HashMap::from([
+        (":me".to_string(), AttributeValue::S(held.owner.clone())),
+        (":epoch".to_string(), n(held.epoch)),
+        (":zero".to_string(), n(0)),
+        (":one".to_string(), n(1)),
+        (":now".to_string(), n(now_ms())),
+    ]);
+    values.extend(extra);
+    let result = retrying(|| {
+        at.client
+            .update_item()
+            .table_name(&at.table)
+            .set_key(Some(key.clone()))
+            .update_expression(update)
+            .condition_expression("#o = :me AND #e = :epoch")
+            .set_expression_attribute_names(Some(names.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain([
+                ("#o".to_string(), "owner".to_string()),
+                ("#e".to_string(), "epoch".to_string()),
+                ("#c".to_string(), "counter".to_string()),
+                ("#h".to_string(), "heartbeat_ms".to_string()),
+            ]).collect()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .send()
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            if !held.lost.swap(true, Ordering::SeqCst) {
+                tracing::warn!(table = %at.table, lease = %held.sk, epoch = held.epoch, what, "{} lease lost to another worker", held.kind);
+            }
+            Ok(false)
+        }
+        Err(e) => Err(MigrateError::dynamo("UpdateItem (lease)", &at.table, e)),
+    }
+}
+
+/// Renewal: the counter moves, the heartbeat is now.
+pub(crate) const RENEW: &str = "SET #c = if_not_exists(#c, :zero) + :one, #h = :now";
+/// Release: no owner (taken at once by the next worker that looks).
+pub(crate) const RELEASE: &str = "REMOVE #o SET #c = if_not_exists(#c, :zero) + :one, #h = :now";
+
+/// Which leases look expired, from watching their counters: a lease
+/// whose counter did not move for a whole lease as this worker watched,
+/// or whose heartbeat is a lease (and a second for clock skew) old.
+#[derive(Debug, Default)]
+pub(crate) struct Liveness {
+    /// lease -> (counter, when it was first seen at that value)
+    seen: HashMap<String, (u64, Instant)>,
+}
+
+impl Liveness {
+    pub fn observe(&mut self, id: &str, counter: u64) {
+        match self.seen.get(id) {
+            Some((c, _)) if *c == counter => {}
+            _ => {
+                self.seen.insert(id.to_string(), (counter, Instant::now()));
+            }
+        }
+    }
+
+    /// Owned by another worker that looks gone.
+    pub fn expired(&self, id: &str, owner: Option<&str>, heartbeat_ms: Option<u64>, me: &str, lease: Duration) -> bool {
+        let watched = self.seen.get(id).is_some_and(|(_, since)| since.elapsed() >= lease);
+        let stale = heartbeat_ms.is_some_and(|h| now_ms().saturating_sub(h) > lease.as_millis() as u64 + 1000);
+        owner.is_some() && owner != Some(me) && (watched || stale)
     }
 }
 
@@ -132,22 +286,7 @@ impl Checkpoints {
             item.insert("done".into(), AttributeValue::Bool(false));
             item.insert("epoch".into(), n(0));
             item.insert("counter".into(), n(0));
-            let result = retrying(|| {
-                self.at
-                    .client
-                    .put_item()
-                    .table_name(&self.at.table)
-                    .set_item(Some(item.clone()))
-                    .condition_expression("attribute_not_exists(#sk)")
-                    .expression_attribute_names("#sk", &self.at.sk_attr)
-                    .send()
-            })
-            .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(MigrateError::dynamo("PutItem (segment lease)", &self.at.table, e)),
-            }
+            create_lease(&self.at, item, "PutItem (segment lease)").await?;
         }
         Ok(())
     }
@@ -155,50 +294,13 @@ impl Checkpoints {
     /// Takes a segment whose counter is still `seen`; `None` if another
     /// worker moved it first.
     pub async fn take(&self, segment: u32, seen: u64, me: &str) -> Result<Option<Held>, MigrateError> {
-        let key = self.at.key(&checkpoint_sk(&self.migration, segment));
-        // A checkpoint written before leases existed has no counter: it
-        // reads as 0.
-        let counter = if seen == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
-        let condition = format!("attribute_exists(#d) AND #d = :false AND {counter}");
-        let result = retrying(|| {
-            self.at
-                .client
-                .update_item()
-                .table_name(&self.at.table)
-                .set_key(Some(key.clone()))
-                .update_expression("SET #o = :me, #e = if_not_exists(#e, :zero) + :one, #c = :next, #h = :now")
-                .condition_expression(&condition)
-                .expression_attribute_names("#o", "owner")
-                .expression_attribute_names("#e", "epoch")
-                .expression_attribute_names("#c", "counter")
-                .expression_attribute_names("#h", "heartbeat_ms")
-                .expression_attribute_names("#d", "done")
-                .expression_attribute_values(":me", AttributeValue::S(me.to_string()))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":seen", n(seen))
-                .expression_attribute_values(":next", n(seen + 1))
-                .expression_attribute_values(":now", n(now_ms()))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .return_values(ReturnValue::UpdatedNew)
-                .send()
-        })
-        .await;
-        match result {
-            Ok(out) => {
-                let epoch = out.attributes.as_ref().and_then(|a| num(a, "epoch")).unwrap_or(1);
-                tracing::info!(table = %self.at.table, segment, epoch, owner = me, "segment lease taken");
-                Ok(Some(Held { segment, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(MigrateError::dynamo("UpdateItem (take segment lease)", &self.at.table, e)),
-        }
+        take_lease(&self.at, &checkpoint_sk(&self.migration, segment), seen, me, "segment").await
     }
 
     /// Renews a held segment; `false` (and the lease marked lost) when
     /// another worker took it.
     pub async fn renew(&self, held: &Held) -> Result<bool, MigrateError> {
-        self.fenced_update(held, "SET #c = if_not_exists(#c, :zero) + :one, #h = :now", HashMap::new(), "renew segment lease").await
+        fenced_update(&self.at, held, RENEW, HashMap::new(), &[], "renew segment lease").await
     }
 
     /// Saves a segment's checkpoint under its lease; `false` (and the
@@ -212,51 +314,13 @@ impl Checkpoints {
             }
             None => "SET #c = if_not_exists(#c, :zero) + :one, #h = :now, done = :done, saved_at_ms = :saved REMOVE resume_from",
         };
-        self.fenced_update(held, update, values, "save checkpoint").await
+        fenced_update(&self.at, held, update, values, &[], "save checkpoint").await
     }
 
     /// Gives a held segment up, so another worker (or this apply run
     /// again) takes it at once instead of after a lease.
     pub async fn release(&self, held: &Held) -> Result<bool, MigrateError> {
-        self.fenced_update(held, "REMOVE #o SET #c = if_not_exists(#c, :zero) + :one, #h = :now", HashMap::new(), "release segment lease").await
-    }
-
-    async fn fenced_update(&self, held: &Held, update: &str, extra: HashMap<String, AttributeValue>, what: &'static str) -> Result<bool, MigrateError> {
-        let key = self.at.key(&checkpoint_sk(&self.migration, held.segment));
-        let mut values = HashMap::from([
-            (":me".to_string(), AttributeValue::S(held.owner.clone())),
-            (":epoch".to_string(), n(held.epoch)),
-            (":zero".to_string(), n(0)),
-            (":one".to_string(), n(1)),
-            (":now".to_string(), n(now_ms())),
-        ]);
-        values.extend(extra);
-        let result = retrying(|| {
-            self.at
-                .client
-                .update_item()
-                .table_name(&self.at.table)
-                .set_key(Some(key.clone()))
-                .update_expression(update)
-                .condition_expression("#o = :me AND #e = :epoch")
-                .expression_attribute_names("#o", "owner")
-                .expression_attribute_names("#e", "epoch")
-                .expression_attribute_names("#c", "counter")
-                .expression_attribute_names("#h", "heartbeat_ms")
-                .set_expression_attribute_values(Some(values.clone()))
-                .send()
-        })
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                if !held.lost.swap(true, Ordering::SeqCst) {
-                    tracing::warn!(table = %self.at.table, segment = held.segment, epoch = held.epoch, what, "segment lease lost to another worker");
-                }
-                Ok(false)
-            }
-            Err(e) => Err(MigrateError::dynamo("UpdateItem (segment lease)", &self.at.table, e)),
-        }
+        fenced_update(&self.at, held, RELEASE, HashMap::new(), &[], "release segment lease").await
     }
 }
 
@@ -322,8 +386,7 @@ where
     let me = sharing.me.as_str();
     // The first error of a segment: returned once the others stopped.
     let mut failed: Option<MigrateError> = None;
-    // segment -> (counter, when it was first seen at that value)
-    let mut seen: HashMap<u32, (u64, Instant)> = HashMap::new();
+    let mut liveness = Liveness::default();
     let mut tasks = FuturesUnordered::new();
     let mut last_workers = 0;
     loop {
@@ -346,20 +409,10 @@ where
         if left.is_empty() && tasks.is_empty() {
             return Ok(());
         }
-        let now = Instant::now();
         for r in &rows {
-            match seen.get(&r.segment) {
-                Some((c, _)) if *c == r.counter => {}
-                _ => {
-                    seen.insert(r.segment, (r.counter, now));
-                }
-            }
+            liveness.observe(&r.segment.to_string(), r.counter);
         }
-        let expired = |r: &LeaseRow| {
-            let watched = seen.get(&r.segment).is_some_and(|(_, since)| since.elapsed() >= sharing.lease);
-            let stale = r.heartbeat_ms.is_some_and(|h| now_ms().saturating_sub(h) > sharing.lease.as_millis() as u64 + 1000);
-            r.owner.is_some() && r.owner.as_deref() != Some(me) && (watched || stale)
-        };
+        let expired = |r: &LeaseRow| liveness.expired(&r.segment.to_string(), r.owner.as_deref(), r.heartbeat_ms, me, sharing.lease);
         let mut owners: HashMap<&str, Vec<&LeaseRow>> = HashMap::new();
         for r in &left {
             if let Some(o) = r.owner.as_deref() {
@@ -426,7 +479,7 @@ where
     F: FnMut(Held, LeaseRow) -> Fut,
     Fut: Future<Output = Result<SegmentEnd, MigrateError>>,
 {
-    let segment = held.segment;
+    let segment = row.segment;
     let fut = work(held, row);
     async move { (segment, fut.await) }
 }

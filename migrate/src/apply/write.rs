@@ -234,6 +234,9 @@ pub(crate) async fn copy_moves(
 /// limit is 100 actions, and a copy takes two.
 pub(crate) const TRANSACTION_PARTS: usize = 25;
 
+/// DynamoDB's limit on the actions of one transaction.
+pub(crate) const TRANSACTION_ACTIONS: usize = 100;
+
 /// What one transaction carries at most, below DynamoDB's 4 MB request
 /// limit with room for names and the request's own text.
 const TRANSACTION_BYTES: usize = 3 << 20;
@@ -243,12 +246,17 @@ const TRANSACTION_BYTES: usize = 3 << 20;
 /// sends); a part bigger than that goes alone (an item is at most 400 KB,
 /// so a copy or a delete compared attribute by attribute never is).
 pub(crate) fn transaction_chunks<P: Clone>(parts: &[P], size: impl Fn(&P) -> usize) -> Vec<Vec<P>> {
+    transaction_chunks_of(parts, TRANSACTION_PARTS, size)
+}
+
+/// [`transaction_chunks`] with at most `max_parts` parts a transaction.
+pub(crate) fn transaction_chunks_of<P: Clone>(parts: &[P], max_parts: usize, size: impl Fn(&P) -> usize) -> Vec<Vec<P>> {
     let mut chunks: Vec<Vec<P>> = Vec::new();
     let mut bytes = 0;
     for part in parts {
         let n = size(part);
         match chunks.last_mut() {
-            Some(chunk) if chunk.len() < TRANSACTION_PARTS && bytes + n <= TRANSACTION_BYTES => {
+            Some(chunk) if chunk.len() < max_parts && bytes + n <= TRANSACTION_BYTES => {
                 bytes += n;
                 chunk.push(part.clone());
             }
@@ -385,17 +393,19 @@ pub(crate) enum UpdateOutcome {
     Conflict,
 }
 
-/// Sets and removes attributes of one item on the condition that the
-/// `expect`ed attributes still hold the values read (absent: `None`).
-pub(crate) async fn update_in_place(
-    client: &Client,
-    table: &str,
-    key: RawItem,
-    set: &[(String, AttributeValue)],
-    remove: &[String],
-    expect: &[(String, Option<AttributeValue>)],
-    budget: &Budget,
-) -> Result<UpdateOutcome, MigrateError> {
+/// The parts of a conditional in-place update: the update and condition
+/// expressions with their names and values.
+pub(crate) struct InPlace {
+    pub update: String,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+/// Sets and removes attributes of one item on the condition that it
+/// exists and the `expect`ed attributes still hold the values read
+/// (absent: `None`).
+pub(crate) fn in_place(key: &RawItem, set: &[(String, AttributeValue)], remove: &[String], expect: &[(String, Option<AttributeValue>)]) -> InPlace {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut sets = Vec::new();
@@ -430,6 +440,21 @@ pub(crate) async fn update_in_place(
         expression.push_str(" REMOVE ");
         expression.push_str(&removes.join(", "));
     }
+    InPlace { update: expression.trim().to_string(), condition: conditions.join(" AND "), names, values }
+}
+
+/// Sets and removes attributes of one item on the condition that the
+/// `expect`ed attributes still hold the values read (absent: `None`).
+pub(crate) async fn update_in_place(
+    client: &Client,
+    table: &str,
+    key: RawItem,
+    set: &[(String, AttributeValue)],
+    remove: &[String],
+    expect: &[(String, Option<AttributeValue>)],
+    budget: &Budget,
+) -> Result<UpdateOutcome, MigrateError> {
+    let InPlace { update: expression, condition, names, values } = in_place(&key, set, remove, expect);
     // Each attempt spends its units again and holds a slot only while in
     // flight; backing off frees it for others.
     let result = retrying(|| async {
@@ -439,8 +464,8 @@ pub(crate) async fn update_in_place(
             .update_item()
             .table_name(table)
             .set_key(Some(key.clone()))
-            .update_expression(expression.trim())
-            .condition_expression(conditions.join(" AND "))
+            .update_expression(&expression)
+            .condition_expression(&condition)
             .set_expression_attribute_names(Some(names.clone()))
             .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
             .send()

@@ -195,7 +195,7 @@ pub(super) async fn apply_command(aws: &Aws, args: &ApplyArgs, quiet: bool, embe
     };
     let progress = Arc::new(Progress::new(args.json, quiet).with_plan(&plan));
     let result = if args.worker {
-        Migrator::new(client).work(&plan, &opts, progress.clone(), Duration::from_secs(120)).await
+        Migrator::new(client).with_streams(aws.streams()).work(&plan, &opts, progress.clone(), Duration::from_secs(120)).await
     } else if args.online && !plan.is_empty() {
         online_apply(aws, client, &plan, &opts, args, &progress).await
     } else {

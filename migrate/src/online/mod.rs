@@ -32,10 +32,12 @@ mod check;
 mod contract;
 mod guard;
 mod replay;
+mod shards;
 mod state;
 pub(crate) mod stream;
+mod worker;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -54,6 +56,8 @@ use crate::error::MigrateError;
 use crate::plan::{Change, Plan};
 use crate::reserved::{is_reserved_in, record_design};
 use crate::retry::retrying;
+use crate::apply::workers::worker_name;
+use shards::ShardLeases;
 use state::OnlineState;
 use stream::StreamTail;
 
@@ -219,6 +223,10 @@ impl Migrator {
         let state = match saved {
             Some(s) => {
                 observer.event(Event::Warning(format!("resuming the online apply of table `{}` in phase {:?}", plan.table, s.phase)));
+                if s.draining {
+                    // Killed during a cut-over's drain: expand again.
+                    state::save(&at, &OnlineState { draining: false, ..s.clone() }).await?;
+                }
                 s
             }
             None => {
@@ -246,7 +254,7 @@ impl Migrator {
                 // Turned on for the migration: turned off again at the end
                 // unless the new design asks for a stream.
                 let own_stream = live.stream.is_none();
-                let s = OnlineState { migration: migration.clone(), phase: Phase::Expand, stream_arn, requested: None, own_stream };
+                let s = OnlineState { migration: migration.clone(), phase: Phase::Expand, stream_arn, requested: None, own_stream, draining: false };
                 state::save(&at, &s).await?;
                 s
             }
@@ -304,18 +312,43 @@ fn describe_step(change: &Change) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn replay_loop(
+/// Who runs a replay loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The apply that holds the lock: replays its share of the shards
+    /// until cut-over, then takes them all and drains alone.
+    Coordinator,
+    /// One more worker (`Migrator::work`): replays its share until the
+    /// coordinator drains (or the apply moved on), then gives it back.
+    Worker,
+}
+
+/// What a replay loop works with.
+struct Replay {
     client: Client,
     plan: Arc<Plan>,
     opts: ApplyOptions,
     at: Reserved,
     migration: String,
-    mut tail: StreamTail,
     shared: Arc<Shared>,
     lease: crate::apply::state::LeaseWatch,
-) -> Result<(), MigrateError> {
-    let rules = Rules::new(&plan, &opts.defaults);
+    role: Role,
+}
+
+/// The stream replay of one worker: reads the shards whose leases it
+/// holds (`shards`), carries each round's changes over under those
+/// leases, and saves where it stands.
+async fn replay_loop(r: Replay, mut tail: StreamTail, mut shards: ShardLeases) -> Result<(), MigrateError> {
+    let result = replay_rounds(&r, &mut tail, &mut shards).await;
+    // Stopped (the drain ended, the coordinator drains, an error): the
+    // shards go back at once, not after a lease.
+    let released = shards.release_all(&mut tail).await;
+    result.and(released)
+}
+
+async fn replay_rounds(r: &Replay, tail: &mut StreamTail, shards: &mut ShardLeases) -> Result<(), MigrateError> {
+    let Replay { client, plan, opts, at, shared, lease, role, migration } = r;
+    let rules = Rules::new(plan, &opts.defaults);
     // Enough writes in flight to outrun the application, few enough to
     // leave the backfill its share of the server.
     let budget = Budget::new(opts.max_wcu, opts.in_flight().max(8));
@@ -323,12 +356,38 @@ async fn replay_loop(
     // its end among those read after it began.
     let (mut drain_rounds, mut at_head_since_drain) = (0u32, 0u32);
     let mut drain_started: Option<Instant> = None;
-    // The next round is read while this one is written (records of one
-    // item stay in order: a round's writes finish before the next round's
-    // begin), so the replay's speed is its writes', not writes plus reads.
+    let mut at_head = false;
+    let mut state_read: Option<Instant> = None;
+    tail.held_only();
+    // Lists the shards (and reads none: none is held yet).
     let mut batches = tail.poll().await?;
     loop {
         lease.check().await?;
+        if *role == Role::Worker && state_read.map_or(true, |t| t.elapsed() >= Duration::from_millis(500)) {
+            state_read = Some(Instant::now());
+            match state::load(at).await? {
+                Some(s) if s.migration == *migration && s.phase == Phase::Expand && !s.draining => {}
+                _ => {
+                    tracing::info!(table = %plan.table, "the coordinator drains the stream (or the apply moved on): this worker's replay stops");
+                    return Ok(());
+                }
+            }
+        }
+        let draining = *role == Role::Coordinator && shared.drain.load(Ordering::SeqCst);
+        if draining {
+            if drain_started.is_none() {
+                // Workers stop when they see this; the take below fences
+                // off any write they still make.
+                state::set_draining(at).await?;
+                drain_started = Some(Instant::now());
+            }
+            shards.take_all(tail).await?;
+        } else {
+            shards.tick(tail, at_head).await?;
+        }
+        // Records of shards this worker no longer holds are its new
+        // owner's to replay (from the position saved).
+        batches.retain(|b: &stream::ShardBatch| shards.holds(&b.shard));
         // The toolkit's own writes (lock renewals, these checkpoints) are in
         // the stream too: they are skipped, and never count as traffic, or
         // saving a checkpoint would make the next round non-empty forever.
@@ -336,22 +395,25 @@ async fn replay_loop(
             batches.iter().flat_map(|b| b.records.iter()).filter(|r| !is_reserved_in(&r.keys, &plan.to.pk_attr)).cloned().collect();
         let n = records.len();
         let mut round_ms = 0;
+        let mut lag_max = None;
+        // The next round is read while this one is written (records of one
+        // item stay in order: a round's writes finish before the next
+        // round's begin), so the replay's speed is its writes', not writes
+        // plus reads.
         let next = if n > 0 {
             let now = now_secs();
             let lags: Vec<f64> = records.iter().filter_map(|r| r.created_at).map(|t| (now - t).max(0.0)).collect();
             let started = Instant::now();
-            let (applied, next) =
-                futures::join!(replay::apply_round(&client, &plan.table, &rules, records, &budget, &shared.counters), tail.poll());
-            applied?;
-            round_ms = started.elapsed().as_millis() as u64;
-            let lag_max = lags.iter().copied().fold(0.0, f64::max);
-            tracing::debug!(table = %plan.table, records = n, shards = batches.len(), ms = started.elapsed().as_millis() as u64, lag_max_s = lag_max, "replay round applied");
-            shared.lags.lock().expect("lags").extend(lags);
-            // Saved only after the round's writes: a crash before replays
-            // the round, which is harmless.
-            for b in &batches {
-                state::save_shard(&at, &migration, &b.shard, &b.position, Some(lag_max)).await?;
+            let fences = shards.fences()?;
+            let (applied, next) = futures::join!(replay::apply_round(client, &plan.table, &rules, records, &budget, &shared.counters, &fences), tail.poll());
+            for shard in applied? {
+                shards.lost(&shard, tail);
             }
+            round_ms = started.elapsed().as_millis() as u64;
+            let max = lags.iter().copied().fold(0.0, f64::max);
+            tracing::debug!(table = %plan.table, records = n, shards = batches.len(), ms = round_ms, lag_max_s = max, "replay round applied");
+            shared.lags.lock().expect("lags").extend(lags);
+            lag_max = Some(max);
             Some(next)
         } else {
             None
@@ -360,11 +422,17 @@ async fn replay_loop(
         // round (a full page means more may follow). Under constant writes
         // this is as close as it gets; the drain at cut-over, when writers
         // have stopped, waits for rounds with nothing at all.
-        let at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT) && !tail.discovery_pending();
-        shared.caught_up.store(at_head, Ordering::SeqCst);
+        at_head = batches.iter().all(|b| b.records.len() < stream::GET_RECORDS_LIMIT) && !tail.discovery_pending();
+        // Saved only after the round's writes: a crash before replays the
+        // round, which is harmless. A shard lost meanwhile is not saved.
+        for b in &batches {
+            if shards.holds(&b.shard) {
+                shards.save(tail, &b.shard, &b.position, lag_max, at_head).await?;
+            }
+        }
+        shared.caught_up.store(at_head && shards.others_at_head(), Ordering::SeqCst);
         shared.behind.store(!at_head || round_ms > BEHIND_AFTER_MS, Ordering::Relaxed);
-        if shared.drain.load(Ordering::SeqCst) {
-            let started = *drain_started.get_or_insert_with(Instant::now);
+        if let Some(started) = drain_started {
             drain_rounds += 1;
             // The read of the round after this one may have been sent
             // before the drain began; the rounds after that were read
@@ -424,24 +492,26 @@ impl OnlineMigration {
         }
     }
 
-    /// Starts the stream replay where the shard checkpoints say.
+    /// Starts the stream replay: its share of the shards, where their
+    /// checkpoints say.
     async fn start_replay(&mut self, stream_arn: &str, lease: &Lease) -> Result<(), MigrateError> {
-        let positions = state::load_shards(&self.at, &self.migration).await?;
-        let tail = StreamTail::new(self.streams.clone(), self.plan.table.clone(), stream_arn.to_string(), positions);
+        let tail = StreamTail::new(self.streams.clone(), self.plan.table.clone(), stream_arn.to_string(), HashMap::new());
+        let shards = ShardLeases::new(self.at.clone(), self.migration.clone(), worker_name(&self.opts.owner), self.opts.lease);
         self.shared.drain.store(false, Ordering::SeqCst);
         // Not caught up until the new replay says so (after a rollback the
         // old one's last word was "caught up").
         self.shared.caught_up.store(false, Ordering::SeqCst);
-        self.replay = Some(tokio::spawn(replay_loop(
-            self.client.clone(),
-            self.plan.clone(),
-            self.opts.clone(),
-            self.at.clone(),
-            self.migration.clone(),
-            tail,
-            self.shared.clone(),
-            lease.watch(),
-        )));
+        let replay = Replay {
+            client: self.client.clone(),
+            plan: self.plan.clone(),
+            opts: self.opts.clone(),
+            at: self.at.clone(),
+            migration: self.migration.clone(),
+            shared: self.shared.clone(),
+            lease: lease.watch(),
+            role: Role::Coordinator,
+        };
+        self.replay = Some(tokio::spawn(replay_loop(replay, tail, shards)));
         Ok(())
     }
 
@@ -477,7 +547,7 @@ impl OnlineMigration {
         record_design(&self.client, &old_design, &self.plan.table).await?;
         let saved = state::load(&self.at).await?;
         let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
-        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::Expand, stream_arn: stream_arn.clone(), requested: None, own_stream })
+        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::Expand, stream_arn: stream_arn.clone(), requested: None, own_stream, draining: false })
             .await?;
         self.phase = Phase::Expand;
         let lease = self.lease.take().ok_or_else(|| MigrateError::Other(format!("table `{}`: the online apply holds no lock", self.plan.table)))?;
@@ -586,7 +656,7 @@ impl OnlineMigration {
         record_design(&self.client, &self.plan.to, &self.plan.table).await?;
         let saved = state::load(&self.at).await?;
         let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
-        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::CutOver, stream_arn, requested: None, own_stream })
+        state::save(&self.at, &OnlineState { migration: self.migration.clone(), phase: Phase::CutOver, stream_arn, requested: None, own_stream, draining: false })
             .await?;
         self.phase = Phase::CutOver;
         Ok(CutoverReport { drained, content, took: started.elapsed() })
@@ -611,7 +681,7 @@ impl OnlineMigration {
             // contract deletes only unchanged old forms.)
             let saved = state::load(&self.at).await?;
             let (stream_arn, own_stream) = saved.map(|s| (s.stream_arn, s.own_stream)).unwrap_or_default();
-            let contract = OnlineState { migration: self.migration.clone(), phase: Phase::Contract, stream_arn, requested: None, own_stream };
+            let contract = OnlineState { migration: self.migration.clone(), phase: Phase::Contract, stream_arn, requested: None, own_stream, draining: false };
             state::save(&self.at, &contract).await?;
             self.phase = Phase::Contract;
             tokio::time::sleep(singletable::reserved::PHASE_SETTLE).await;
@@ -637,7 +707,7 @@ impl OnlineMigration {
         let mut stragglers = guard::Stragglers::default();
         let mut tail = match state::load(&self.at).await? {
             Some(saved) if !saved.stream_arn.is_empty() => {
-                let positions = state::load_shards(&self.at, &self.migration).await?;
+                let positions = shards::positions(&self.at, &self.migration).await?;
                 Some(StreamTail::new(self.streams.clone(), plan.table.clone(), saved.stream_arn, positions))
             }
             _ => None,

@@ -25,20 +25,26 @@
 //! write token the change started from ([`token_condition`]), so that a
 //! migrating table's writes, which stamp both forms, are never
 //! overwritten by an older change.
+//!
+//! A round's writes for one shard go in transactions of up to 99 that end
+//! with a check of the shard's lease (`shards`): a worker that lost the
+//! shard (paused past its lease) writes nothing for it, and would
+//! otherwise put back an image older than what the shard's new owner
+//! already replayed. One shard's transactions go one at a time (they
+//! share the lease item); the shards go side by side.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
 use super::stream::{RecordKind, StreamRecord};
-use crate::apply::write::{update_in_place, write_units, Budget};
+use crate::apply::write::{in_place, transact_parts, transaction_chunks_of, write_units, Budget, Settled, TRANSACTION_ACTIONS};
 use crate::decide::{ItemAction, Rules};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::reserved::WRITE_TOKEN_ATTR;
-use crate::retry::retrying;
 
 /// What the replay did so far.
 #[derive(Debug, Default)]
@@ -127,19 +133,24 @@ fn key_id(keys: &RawItem) -> String {
     parts.join("\u{1}")
 }
 
-/// Counts a replay write: done, or not needed because the new form was
-/// written after the change (its condition failed).
-fn counted(counters: &Counters, superseded: bool, result: Result<(), MigrateError>) -> Result<(), MigrateError> {
-    match result {
-        Ok(()) => counters.written.fetch_add(1, Ordering::Relaxed),
-        Err(_) if superseded => counters.superseded.fetch_add(1, Ordering::Relaxed),
-        Err(e) => return Err(e),
-    };
-    Ok(())
+/// One item's write of a round, as a transaction's action.
+#[derive(Debug, Clone)]
+struct Write {
+    action: TransactWriteItem,
+    units: f64,
+    size: usize,
+    /// Refused, it counts as superseded (a put or delete whose token
+    /// condition failed); an in-place update refused was overtaken by a
+    /// newer change of the item, whose record follows and settles it.
+    superseded_if_refused: bool,
 }
 
-/// Applies one round of records (any shards): the last record of each
-/// item, in parallel across items.
+/// Applies one round of records: the last record of each item, each
+/// shard's writes in transactions that check the shard's lease (its fence
+/// in `fences`: see `shards`), the shards side by side. Returns the shards
+/// whose fence failed: another worker holds them now, and nothing of
+/// theirs was written after the failure (the new owner replays from the
+/// saved position).
 pub(crate) async fn apply_round(
     client: &Client,
     table: &str,
@@ -147,89 +158,114 @@ pub(crate) async fn apply_round(
     records: Vec<StreamRecord>,
     budget: &Budget,
     counters: &Counters,
-) -> Result<(), MigrateError> {
+    fences: &HashMap<String, ConditionCheck>,
+) -> Result<Vec<String>, MigrateError> {
     counters.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-    let mut by_item: HashMap<String, Vec<StreamRecord>> = HashMap::new();
+    // shard -> item -> its records, in stream order.
+    let mut by_shard: HashMap<String, HashMap<String, Vec<StreamRecord>>> = HashMap::new();
     for r in records {
-        by_item.entry(key_id(&r.keys)).or_default().push(r);
+        by_shard.entry(r.shard.clone()).or_default().entry(key_id(&r.keys)).or_default().push(r);
     }
-    // The budget's slots bound the requests in flight.
-    futures::future::try_join_all(by_item.into_values().map(|records| apply_item(client, table, rules, records, budget, counters))).await?;
-    Ok(())
+    let shards = by_shard.into_iter().map(|(shard, items)| async move {
+        let Some(fence) = fences.get(&shard) else { return Ok(Some(shard)) };
+        let lost = apply_shard(client, table, rules, items, budget, counters, fence).await?;
+        Ok::<_, MigrateError>(lost.then_some(shard))
+    });
+    Ok(futures::future::try_join_all(shards).await?.into_iter().flatten().collect())
 }
 
-/// One item's changes of a round: the last one, on the condition that
-/// the new form holds a token any of them started from; one by one when
-/// they started from more tokens than one condition can list.
-async fn apply_item(
+/// One shard's part of a round; `true` when its fence failed.
+async fn apply_shard(
     client: &Client,
     table: &str,
     rules: &Rules<'_>,
-    mut records: Vec<StreamRecord>,
+    items: HashMap<String, Vec<StreamRecord>>,
     budget: &Budget,
     counters: &Counters,
-) -> Result<(), MigrateError> {
-    let mut started = Tokens::default();
-    for r in &records {
-        started.add(r);
+    fence: &ConditionCheck,
+) -> Result<bool, MigrateError> {
+    // Each item's last change, on the condition that the new form holds a
+    // token any of its changes started from; one by one (in order) when
+    // they started from more tokens than one condition can list.
+    let mut writes = Vec::new();
+    let mut one_by_one = Vec::new();
+    for mut records in items.into_values() {
+        let mut started = Tokens::default();
+        for r in &records {
+            started.add(r);
+        }
+        if started.some.len() <= MAX_IN {
+            let last = records.pop().expect("an item has a record");
+            writes.extend(write_for(table, rules, &last, &started)?);
+        } else {
+            let mut sequence = Vec::new();
+            for r in &records {
+                sequence.extend(write_for(table, rules, r, &Tokens::of(r))?);
+            }
+            one_by_one.push(sequence);
+        }
     }
-    if started.some.len() <= MAX_IN {
-        let last = records.pop().expect("an item has a record");
-        return apply_one(client, table, rules, last, &started, budget, counters).await;
+    // The transactions of one shard share its lease item, and
+    // transactions sharing an item conflict: one at a time per shard, as
+    // large as DynamoDB allows (one action a write, and the fence).
+    let mut chunks = transaction_chunks_of(&writes, TRANSACTION_ACTIONS - 1, |w| w.size);
+    chunks.extend(one_by_one.into_iter().flatten().map(|w| vec![w]));
+    for chunk in chunks {
+        let settled = transact_parts(client, table, "replay", chunk, |w| Ok(vec![w.action.clone()]), |w| w.units, budget, Some(fence)).await;
+        let settled = match settled {
+            Err(MigrateError::SegmentLost { .. }) => return Ok(true),
+            other => other?,
+        };
+        for (write, outcome) in settled {
+            match outcome {
+                Settled::Written => counters.written.fetch_add(1, Ordering::Relaxed),
+                Settled::Refused(_) if write.superseded_if_refused => counters.superseded.fetch_add(1, Ordering::Relaxed),
+                Settled::Refused(_) => 0,
+            };
+        }
     }
-    for r in records {
-        let started = Tokens::of(&r);
-        apply_one(client, table, rules, r, &started, budget, counters).await?;
-    }
-    Ok(())
+    Ok(false)
 }
 
-async fn apply_one(
-    client: &Client,
-    table: &str,
-    rules: &Rules<'_>,
-    record: StreamRecord,
-    started: &Tokens,
-    budget: &Budget,
-    counters: &Counters,
-) -> Result<(), MigrateError> {
+/// What a record means for the new form, as a write (none: nothing to
+/// do).
+fn write_for(table: &str, rules: &Rules<'_>, record: &StreamRecord, started: &Tokens) -> Result<Option<Write>, MigrateError> {
     let blocked = |reason: String| MigrateError::Blocked { table: table.to_string(), errors: vec![reason] };
+    let built = |e: aws_sdk_dynamodb::error::BuildError| MigrateError::Other(format!("table `{table}`: {e}"));
     match record.kind {
         RecordKind::Insert | RecordKind::Modify => {
-            let Some(image) = record.new_image.as_ref() else { return Ok(()) };
+            let Some(image) = record.new_image.as_ref() else { return Ok(None) };
             match rules.decide(image).map_err(blocked)? {
                 ItemAction::Move { new_item, .. } => {
-                    let units = write_units(&new_item);
+                    let (units, size) = (2.0 * write_units(&new_item), singletable::item_size(&new_item));
                     let (condition, names, values) = token_condition(&rules.new.pk_attr, started, true);
-                    let result = retrying(|| async {
-                        budget.units(units).await;
-                        let _slot = budget.slot().await;
-                        client
-                            .put_item()
-                            .table_name(table)
-                            .set_item(Some(new_item.clone()))
-                            .condition_expression(&condition)
-                            .set_expression_attribute_names(Some(names.clone()))
-                            .set_expression_attribute_values(values.clone())
-                            .send()
-                            .await
-                    })
-                    .await;
-                    let superseded = result.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|s| s.is_conditional_check_failed_exception());
-                    counted(counters, superseded, result.map(drop).map_err(|e| MigrateError::dynamo("PutItem (replay)", table, e)))?;
+                    let put = Put::builder()
+                        .table_name(table)
+                        .set_item(Some(new_item))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(values)
+                        .build()
+                        .map_err(built)?;
+                    Ok(Some(Write { action: TransactWriteItem::builder().put(put).build(), units, size, superseded_if_refused: true }))
                 }
                 ItemAction::Update { key, set, remove, expect } => {
-                    // A conflict means the item changed after this image:
-                    // its newer record comes later and settles it.
-                    if let crate::apply::write::UpdateOutcome::Done =
-                        update_in_place(client, table, key, &set, &remove, &expect, budget).await?
-                    {
-                        counters.written.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let size = singletable::item_size(&key) + set.iter().map(|(a, v)| singletable::item_size(&RawItem::from([(a.clone(), v.clone())]))).sum::<usize>();
+                    let parts = in_place(&key, &set, &remove, &expect);
+                    let update = Update::builder()
+                        .table_name(table)
+                        .set_key(Some(key))
+                        .update_expression(parts.update)
+                        .condition_expression(parts.condition)
+                        .set_expression_attribute_names(Some(parts.names))
+                        .set_expression_attribute_values((!parts.values.is_empty()).then_some(parts.values))
+                        .build()
+                        .map_err(built)?;
+                    Ok(Some(Write { action: TransactWriteItem::builder().update(update).build(), units: 2.0, size, superseded_if_refused: false }))
                 }
                 // Removed entities are deleted at contract; new forms,
                 // current items and foreign items need nothing.
-                ItemAction::Delete { .. } | ItemAction::Keep | ItemAction::Unknown => {}
+                ItemAction::Delete { .. } | ItemAction::Keep | ItemAction::Unknown => Ok(None),
             }
         }
         RecordKind::Remove => {
@@ -238,29 +274,21 @@ async fn apply_one(
                     "table `{table}`: a stream record of a deleted item carries no old image; the online apply needs NEW_AND_OLD_IMAGES"
                 )));
             };
-            if let ItemAction::Move { new_item, .. } = rules.decide(image).map_err(blocked)? {
-                let key = rules.key_of(&new_item);
-                let (condition, names, values) = token_condition(&rules.new.pk_attr, started, false);
-                let result = retrying(|| async {
-                    budget.units(1.0).await;
-                    let _slot = budget.slot().await;
-                    client
-                        .delete_item()
-                        .table_name(table)
-                        .set_key(Some(key.clone()))
-                        .condition_expression(&condition)
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .set_expression_attribute_values(values.clone())
-                        .send()
-                        .await
-                })
-                .await;
-                let superseded = result.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|s| s.is_conditional_check_failed_exception());
-                counted(counters, superseded, result.map(drop).map_err(|e| MigrateError::dynamo("DeleteItem (replay)", table, e)))?;
-            }
+            let ItemAction::Move { new_item, .. } = rules.decide(image).map_err(blocked)? else { return Ok(None) };
+            let key = rules.key_of(&new_item);
+            let size = singletable::item_size(&key);
+            let (condition, names, values) = token_condition(&rules.new.pk_attr, started, false);
+            let delete = Delete::builder()
+                .table_name(table)
+                .set_key(Some(key))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(values)
+                .build()
+                .map_err(built)?;
+            Ok(Some(Write { action: TransactWriteItem::builder().delete(delete).build(), units: 2.0, size, superseded_if_refused: true }))
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -268,6 +296,8 @@ mod tests {
     use singletable::{Item, Table, TableDesign};
 
     use super::*;
+    use crate::apply::state::Reserved;
+    use crate::apply::workers::take_lease;
     use crate::live::LiveTable;
     use crate::plan::Plan;
 
@@ -360,7 +390,16 @@ mod tests {
             record(RecordKind::Modify, Some(old_form("chain-newer", 2, Some("t1"))), Some(old_form("chain-newer", 3, Some("t2")))),
         ];
         let counters = Counters::default();
-        apply_round(&client, &name, &rules, records, &Budget::new(None, 4), &counters).await.unwrap();
+        // The records' shard, leased by this replay (see `shards`).
+        let at = Reserved { client: client.clone(), table: name.clone(), pk_attr: "pk".into(), sk_attr: "sk".into() };
+        let sk = "#CHECKPOINT#test#shard#s";
+        let mut lease = at.key(sk);
+        lease.insert("done".into(), AttributeValue::Bool(false));
+        client.put_item().table_name(&name).set_item(Some(lease)).send().await.unwrap();
+        let held = take_lease(&at, sk, 0, "me", "stream shard").await.unwrap().unwrap();
+        let fences = HashMap::from([("s".to_string(), held.fence(&at).unwrap())]);
+        let lost = apply_round(&client, &name, &rules, records, &Budget::new(None, 4), &counters, &fences).await.unwrap();
+        assert!(lost.is_empty());
 
         let n_of = |id: &'static str| {
             let client = client.clone();
@@ -382,6 +421,14 @@ mod tests {
         assert_eq!(n_of("chain-newer").await, Some(("9".into(), Some("t9".into()))), "superseded: newer than the whole round");
         assert_eq!(counters.superseded.load(Ordering::Relaxed), 4);
         assert_eq!(counters.written.load(Ordering::Relaxed), 5);
+
+        // Another worker takes the shard: a round under the old lease
+        // writes nothing and reports the shard lost.
+        take_lease(&at, sk, 1, "other", "stream shard").await.unwrap().expect("taken over");
+        let late = vec![record(RecordKind::Modify, Some(old_form("plain", 2, None)), Some(old_form("plain", 3, None)))];
+        let lost = apply_round(&client, &name, &rules, late, &Budget::new(None, 4), &counters, &fences).await.unwrap();
+        assert_eq!(lost, ["s"]);
+        assert_eq!(n_of("plain").await, Some(("2".into(), None)), "fenced off: the new owner replays it");
         singletable_tests::delete_table(&client, &name).await;
     }
 

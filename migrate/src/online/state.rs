@@ -1,16 +1,13 @@
 //! What an online apply keeps in the table: which phase it is in (so a
-//! killed apply resumes in its phase) and where the replay stands in each
-//! stream shard.
-
-use std::collections::HashMap;
+//! killed apply resumes in its phase). Where the replay stands in each
+//! stream shard is in the shard leases (`shards`).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::stream::ShardPosition;
 use crate::apply::state::Reserved;
 use crate::error::MigrateError;
 use crate::raw::RawItem;
-use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, ONLINE_SK, PHASE_ATTR};
+use crate::reserved::{reserved_key, ONLINE_SK, PHASE_ATTR};
 use crate::retry::retrying;
 
 /// The phases of an online apply, in order.
@@ -48,6 +45,10 @@ pub(crate) struct OnlineState {
     pub requested: Option<String>,
     /// The online apply turned the stream on (it was off).
     pub own_stream: bool,
+    /// Cut-over began: the coordinator drains the stream alone, and the
+    /// workers give their shards back and stop (see `shards`). Cleared by
+    /// every [`save`] (the next phase, or a resume).
+    pub draining: bool,
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -82,6 +83,7 @@ pub(crate) async fn load(at: &Reserved) -> Result<Option<OnlineState>, MigrateEr
         stream_arn: text(&item, "stream_arn").unwrap_or_default().to_string(),
         requested: text(&item, "requested").map(str::to_string),
         own_stream: matches!(item.get("own_stream"), Some(AttributeValue::Bool(true))),
+        draining: matches!(item.get("draining"), Some(AttributeValue::Bool(true))),
     }))
 }
 
@@ -94,6 +96,9 @@ pub(crate) async fn save(at: &Reserved, state: &OnlineState) -> Result<(), Migra
         item.insert("requested".into(), s(r));
     }
     item.insert("own_stream".into(), AttributeValue::Bool(state.own_stream));
+    if state.draining {
+        item.insert("draining".into(), AttributeValue::Bool(true));
+    }
     retrying(|| at.client.put_item().table_name(&at.table).set_item(Some(item.clone())).send())
         .await
         .map_err(|e| MigrateError::dynamo("PutItem (online state)", &at.table, e))?;
@@ -138,49 +143,22 @@ pub(crate) async fn clear(at: &Reserved) -> Result<(), MigrateError> {
     Ok(())
 }
 
-fn shard_sk(migration: &str, shard: &str) -> String {
-    format!("{CHECKPOINT_PREFIX}{migration}#shard#{shard}")
-}
-
-/// Where the replay resumes in each shard (checkpoints are cleared with
-/// the segment checkpoints at the end, by `Checkpoints::clear_all`).
-pub(crate) async fn load_shards(at: &Reserved, migration: &str) -> Result<HashMap<String, ShardPosition>, MigrateError> {
-    let prefix = format!("{CHECKPOINT_PREFIX}{migration}#shard#");
-    let mut out = HashMap::new();
-    for item in at.query_prefix(&prefix).await? {
-        let (Some(shard), Some(pos)) = (text(&item, "shard"), text(&item, "position")) else { continue };
-        let pos = match pos.strip_prefix("after:") {
-            Some(seq) => ShardPosition::After(seq.to_string()),
-            None => ShardPosition::Done,
-        };
-        out.insert(shard.to_string(), pos);
-    }
-    Ok(out)
-}
-
-/// Saves where the replay stands in `shard`, with the round's replay lag
-/// (for `migrate status`).
-pub(crate) async fn save_shard(
-    at: &Reserved,
-    migration: &str,
-    shard: &str,
-    position: &ShardPosition,
-    lag: Option<f64>,
-) -> Result<(), MigrateError> {
-    let mut item = reserved_key(&at.pk_attr, &at.sk_attr, &shard_sk(migration, shard));
-    item.insert("shard".into(), s(shard));
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    item.insert("saved_at_ms".into(), AttributeValue::N(now_ms.to_string()));
-    if let Some(lag) = lag {
-        item.insert("lag_ms".into(), AttributeValue::N(((lag * 1000.0) as u64).to_string()));
-    }
-    let pos = match position {
-        ShardPosition::After(seq) => format!("after:{seq}"),
-        ShardPosition::Done => "done".to_string(),
-    };
-    item.insert("position".into(), s(&pos));
-    retrying(|| at.client.put_item().table_name(&at.table).set_item(Some(item.clone())).send())
-        .await
-        .map_err(|e| MigrateError::dynamo("PutItem (shard checkpoint)", &at.table, e))?;
+/// Marks the online state draining (cut-over began): workers stop
+/// replaying and give their shards back.
+pub(crate) async fn set_draining(at: &Reserved) -> Result<(), MigrateError> {
+    retrying(|| {
+        at.client
+            .update_item()
+            .table_name(&at.table)
+            .set_key(Some(reserved_key(&at.pk_attr, &at.sk_attr, ONLINE_SK)))
+            .update_expression("SET #d = :d")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#d", "draining")
+            .expression_attribute_names("#pk", &at.pk_attr)
+            .expression_attribute_values(":d", AttributeValue::Bool(true))
+            .send()
+    })
+    .await
+    .map_err(|e| MigrateError::dynamo("UpdateItem (online state)", &at.table, e))?;
     Ok(())
 }

@@ -226,6 +226,9 @@ pub(crate) struct StreamTail {
     /// A read since then came back without a next iterator: the shard may
     /// have closed, and its children need listing.
     shard_may_have_ended: bool,
+    /// The shards this reader holds the leases of (`shards`): only those
+    /// are read. `None`: every shard.
+    held: Option<HashSet<String>>,
 }
 
 impl StreamTail {
@@ -247,7 +250,7 @@ impl StreamTail {
                 (id, shard)
             })
             .collect();
-        StreamTail { client, table, stream_arn, shards, caught_up: false, described_at: None, shard_may_have_ended: false }
+        StreamTail { client, table, stream_arn, shards, caught_up: false, described_at: None, shard_may_have_ended: false, held: None }
     }
 
     /// Whether the last round returned no record from any open shard (and
@@ -262,6 +265,46 @@ impl StreamTail {
     /// known yet, so the tail cannot say it read everything.
     pub(crate) fn discovery_pending(&self) -> bool {
         self.shard_may_have_ended
+    }
+
+    /// Reads only the shards [`hold`](Self::hold) gives it from now on
+    /// (none yet).
+    pub(crate) fn held_only(&mut self) {
+        self.held = Some(HashSet::new());
+    }
+
+    /// Reads `id` from `position` (its start when `None`) from the next
+    /// round on: its lease was taken, and whatever this reader knew of it
+    /// before may be behind the owner it came from.
+    pub(crate) fn hold(&mut self, id: &str, position: Option<&ShardPosition>) {
+        let s = self.shards.entry(id.to_string()).or_default();
+        s.iterator = None;
+        s.last = None;
+        s.done = false;
+        match position {
+            Some(ShardPosition::After(seq)) => s.last = Some(seq.clone()),
+            Some(ShardPosition::Done) => s.done = true,
+            None => {}
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.insert(id.to_string());
+        }
+    }
+
+    /// Stops reading `id`: its lease went to another worker, or was given
+    /// back.
+    pub(crate) fn unhold(&mut self, id: &str) {
+        if let Some(held) = self.held.as_mut() {
+            held.remove(id);
+        }
+        if let Some(s) = self.shards.get_mut(id) {
+            s.iterator = None;
+        }
+    }
+
+    /// Every shard the last DescribeStream listed, with its parent.
+    pub(crate) fn listed(&self) -> Vec<(String, Option<String>)> {
+        self.shards.iter().filter(|(_, s)| s.listed).map(|(id, s)| (id.clone(), s.parent.clone())).collect()
     }
 
     /// Where each shard resumes, for a checkpoint; shards not read from
@@ -301,19 +344,23 @@ impl StreamTail {
             self.shard_may_have_ended = false;
         }
 
-        // Readable: open, listed, and its parent (if known) is done.
+        // Readable: open, listed, and its parent (if known) is done. A
+        // reader of some shards only reads those; a parent it does not
+        // hold was finished by its owner before the child's lease was
+        // taken (the lease rules of `shards` see to that).
+        let mine = |id: &str| self.held.as_ref().map_or(true, |h| h.contains(id));
         let readable: Vec<String> = self
             .shards
             .iter()
-            .filter(|(_, s)| !s.done && s.listed)
-            .filter(|(_, s)| match s.parent.as_deref().and_then(|p| self.shards.get(p)) {
+            .filter(|(id, s)| !s.done && s.listed && mine(id))
+            .filter(|(_, s)| match s.parent.as_deref().and_then(|p| self.shards.get(p).map(|s| (p, s))) {
                 // A parent no longer listed is past retention: nothing to wait for.
-                Some(parent) => parent.done || !parent.listed,
+                Some((id, parent)) => parent.done || !parent.listed || !mine(id),
                 None => true,
             })
             .map(|(id, _)| id.clone())
             .collect();
-        let blocked = self.shards.values().filter(|s| !s.done && s.listed).count() > readable.len();
+        let blocked = self.shards.iter().filter(|(id, s)| !s.done && s.listed && mine(id)).count() > readable.len();
 
         // Owned arguments, collected first: a spawned caller needs the
         // reads' futures to borrow nothing from this round.
