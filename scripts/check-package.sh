@@ -10,8 +10,14 @@
 #   scripts/check-package.sh                # all three crates
 #   scripts/check-package.sh --no-verify    # extra args go to `cargo package`
 #
-# Needs no database. The verification builds reuse the workspace target dir;
-# after a `cargo test --workspace` only the three crates themselves compile.
+# Needs no database. The verification builds share the workspace target dir,
+# but each crate is built alone, with its own features: none of the
+# workspace's dev-dependencies (tokio/test-util, proptest) or other members
+# (lambda_runtime's tracing/log, serde/rc, pin-project ...), which the
+# `cargo test --workspace` build unifies into every dependency. So the first
+# run on a target dir compiles the AWS SDK stack twice more (singletable's
+# set, singletable-migrate's set); cargo keeps those builds, and later runs
+# compile only the three crates until Cargo.lock or a manifest changes.
 #
 # `--allow-dirty` is always passed: this checks what the working tree would
 # package (a clean CI clone and a developer's edited tree alike); the
@@ -79,7 +85,18 @@ for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
 done
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 for crate in "${crates[@]}"; do
-    rm -rf "$target_dir"/debug/.fingerprint/"$crate"-????????????????
+    for fingerprint in "$target_dir"/debug/.fingerprint/"$crate"-????????????????; do
+        # Keep the workspace's own builds of our crates (path sources, whose
+        # dep-info names no registry file; cargo checks their mtimes):
+        # dropping them made the next `cargo test --workspace` recompile every
+        # member and test binary. Anything else goes, the overlay's builds
+        # (sources under $CARGO_HOME/registry/src) above all.
+        dep_info=("$target_dir"/debug/deps/*-"${fingerprint##*-}".d)
+        if [[ -f ${dep_info[0]} ]] && ! grep -qF /registry/src/ "${dep_info[@]}"; then
+            continue
+        fi
+        rm -rf "$fingerprint"
+    done
 done
 
 cargo package --allow-dirty "${profile[@]}" "${packages[@]}" "$@"

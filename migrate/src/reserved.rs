@@ -41,6 +41,15 @@ pub fn checkpoint_sk(migration_id: &str, segment: u32) -> String {
     format!("{CHECKPOINT_PREFIX}{migration_id}#{segment}")
 }
 
+/// The last part of a migration's layout mark (written once every
+/// segment's checkpoint exists): `#CHECKPOINT#<migration>#layout`.
+pub const LAYOUT_MARK: &str = "layout";
+
+/// The sort key of a migration's layout mark.
+pub fn layout_sk(migration_id: &str) -> String {
+    format!("{CHECKPOINT_PREFIX}{migration_id}#{LAYOUT_MARK}")
+}
+
 /// The primary key of a reserved item.
 pub fn reserved_key(pk_attr: &str, sk_attr: &str, sk: &str) -> RawItem {
     HashMap::from([

@@ -12,7 +12,7 @@ use crate::apply::state::Reserved;
 use crate::error::MigrateError;
 use crate::online::Phase;
 use crate::raw::RawItem;
-use crate::reserved::{CHECKPOINT_PREFIX, LOCK_SK, ONLINE_SK};
+use crate::reserved::{CHECKPOINT_PREFIX, LAYOUT_MARK, LOCK_SK, ONLINE_SK};
 
 /// Everything `migrate status` knows about a table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,7 +137,7 @@ pub async fn status(client: &Client, table: &str, pk_attr: &str, sk_attr: &str) 
                         lag_s: number(item, "lag_ms").map(|ms| ms / 1000.0),
                     },
                 ));
-            } else if let Some((migration, _segment)) = rest.rsplit_once('#') {
+            } else if let Some((migration, _)) = rest.rsplit_once('#').filter(|(_, last)| *last != LAYOUT_MARK) {
                 let b = backfills.entry(migration.to_string()).or_insert_with(|| BackfillStatus {
                     migration: migration.to_string(),
                     segments: number(item, "total_segments").unwrap_or(0.0) as u32,

@@ -105,6 +105,8 @@ pub(crate) enum Mode {
 
 /// Runs the backfill over every segment not yet done, sharing the
 /// segments with any other worker of the same migration (`workers`).
+/// `lay_out`: this is the apply holding the lock, which makes the
+/// segments' checkpoints (a worker waits for them, [`Checkpoints::laid_out`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     client: &Client,
@@ -116,15 +118,20 @@ pub(crate) async fn run(
     report: &mut ApplyReport,
     mode: Mode,
     throttle: Option<&AtomicBool>,
+    lay_out: bool,
 ) -> Result<(), MigrateError> {
-    // Every segment's checkpoint is also its lease (see `workers`): made
-    // here when this is the first worker of the migration.
+    // Every segment's checkpoint is also its lease (see `workers`), laid
+    // out by the apply that holds the lock before any worker starts: all
+    // of them, then the layout mark workers wait for. An apply killed in
+    // between lays out the rest when it resumes (the segment count it
+    // began with stays).
     let mut rows = checkpoints.rows().await?;
-    if rows.is_empty() {
-        checkpoints.init(opts.segments.max(1)).await?;
-        rows = checkpoints.rows().await?;
-    } else if rows.iter().any(|r| r.state.done || r.state.resume_from.is_some()) {
+    if rows.iter().any(|r| r.state.done || r.state.resume_from.is_some()) {
         report.resumed = true;
+    }
+    if lay_out && !checkpoints.laid_out().await? {
+        checkpoints.init(rows.first().map_or(opts.segments.max(1), |r| r.total)).await?;
+        rows = checkpoints.rows().await?;
     }
     let total = rows.first().map_or(opts.segments.max(1), |r| r.total);
     let budget = Budget::new(opts.max_wcu, opts.concurrency.unwrap_or(total));

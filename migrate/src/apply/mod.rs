@@ -302,7 +302,7 @@ impl Migrator {
                         report.exports.push(path);
                     }
                     step("rewrite items (parallel scan)".to_string());
-                    backfill::run(&self.client, plan, opts, checkpoints, &lease.watch(), observer.clone(), report, backfill::Mode::Quiet, None).await?;
+                    backfill::run(&self.client, plan, opts, checkpoints, &lease.watch(), observer.clone(), report, backfill::Mode::Quiet, None, true).await?;
                 }
                 Change::Rewrite(_) | Change::RemoveEntity { .. } => {}
             }

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::retry::retrying;
-use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, LOCK_SK, RESERVED_PK};
+use crate::reserved::{reserved_key, CHECKPOINT_PREFIX, LAYOUT_MARK, LOCK_SK, RESERVED_PK};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -368,7 +368,11 @@ impl Checkpoints {
     /// migration (back from a reverted design) would skip items on their
     /// word.
     pub async fn clear_all(&self) -> Result<(), MigrateError> {
-        for item in self.at.query_prefix(CHECKPOINT_PREFIX).await? {
+        // Layout marks first: a worker that looks meanwhile waits, and never
+        // takes the remaining rows for a layout to complete.
+        let mut items = self.at.query_prefix(CHECKPOINT_PREFIX).await?;
+        items.sort_by_key(|i| !matches!(i.get(&self.at.sk_attr), Some(AttributeValue::S(sk)) if sk.ends_with(&format!("#{LAYOUT_MARK}"))));
+        for item in items {
             let Some(AttributeValue::S(sk)) = item.get(&self.at.sk_attr) else { continue };
             let key = self.at.key(sk);
             retrying(|| self.at.client.delete_item().table_name(&self.at.table).set_key(Some(key.clone())).send())

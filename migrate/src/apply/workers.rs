@@ -45,7 +45,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::state::{Checkpoints, Reserved, SegmentState};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
-use crate::reserved::{checkpoint_sk, CHECKPOINT_PREFIX};
+use crate::reserved::{checkpoint_sk, layout_sk, CHECKPOINT_PREFIX};
 use crate::retry::retrying;
 
 fn now_ms() -> u64 {
@@ -276,8 +276,19 @@ impl Checkpoints {
         Ok(rows)
     }
 
+    /// Whether every segment's checkpoint was made ([`init`](Self::init)
+    /// finished): workers wait for this, never for the first rows, which
+    /// an apply killed while making them would leave incomplete.
+    pub async fn laid_out(&self) -> Result<bool, MigrateError> {
+        let key = self.at.key(&layout_sk(&self.migration));
+        let out = retrying(|| self.at.client.get_item().table_name(&self.at.table).set_key(Some(key.clone())).consistent_read(true).send())
+            .await
+            .map_err(|e| MigrateError::dynamo("GetItem (segment layout)", &self.at.table, e))?;
+        Ok(out.item.is_some())
+    }
+
     /// Creates the checkpoint of every segment that has none (free, at
-    /// the start), so that workers find them all.
+    /// the start), then the layout mark, so that workers find them all.
     pub async fn init(&self, total: u32) -> Result<(), MigrateError> {
         for segment in 0..total {
             let mut item = self.at.key(&checkpoint_sk(&self.migration, segment));
@@ -288,7 +299,9 @@ impl Checkpoints {
             item.insert("counter".into(), n(0));
             create_lease(&self.at, item, "PutItem (segment lease)").await?;
         }
-        Ok(())
+        let mut mark = self.at.key(&layout_sk(&self.migration));
+        mark.insert("total_segments".into(), n(total as u64));
+        create_lease(&self.at, mark, "PutItem (segment layout)").await
     }
 
     /// Takes a segment whose counter is still `seen`; `None` if another

@@ -294,7 +294,7 @@ impl Migrator {
             online.backfill = Some(tokio::spawn(async move {
                 let mut report = ApplyReport::default();
                 lease_watch.check().await?;
-                backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online, Some(&replay_shared.behind))
+                backfill::run(&client, &plan, &copy_opts, &checkpoints, &lease_watch, observer.clone(), &mut report, Mode::Online, Some(&replay_shared.behind), true)
                     .await?;
                 observer.event(Event::Warning("backfill done; the replay catches up with the stream".into()));
                 Ok(report)

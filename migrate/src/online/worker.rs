@@ -39,7 +39,7 @@ impl Migrator {
         let checkpoints = Checkpoints { at: at.clone(), migration: migration_id(plan, &opts.defaults) };
         let deadline = std::time::Instant::now() + wait;
         loop {
-            if !checkpoints.rows().await?.is_empty() {
+            if checkpoints.laid_out().await? {
                 break;
             }
             if read_recorded_design(&self.client, &plan.table, &plan.to.pk_attr, &plan.to.sk_attr).await?.as_ref() == Some(&plan.to) {
@@ -84,7 +84,7 @@ impl Migrator {
         let mut report = ApplyReport::default();
         let throttle = online.is_some().then_some(&shared.behind);
         let unlocked = LeaseWatch::unlocked(&plan.table);
-        let backfill = backfill::run(&self.client, plan, &opts, &checkpoints, &unlocked, observer, &mut report, mode, throttle);
+        let backfill = backfill::run(&self.client, plan, &opts, &checkpoints, &unlocked, observer, &mut report, mode, throttle, false);
         let (copied, replayed) = futures::join!(backfill, replay);
         copied?;
         replayed?;
