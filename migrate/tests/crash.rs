@@ -782,8 +782,11 @@ async fn done_checkpoints_that_lie_cost_one_failed_apply_not_a_stuck_table() {
         .send()
         .await
         .unwrap();
-    assert_eq!(reserved.items().len(), 4, "one checkpoint per segment");
-    for mut checkpoint in reserved.items().iter().cloned() {
+    // The segments' checkpoints (the layout mark, which says they all
+    // exist, has no segment).
+    let segments: Vec<_> = reserved.items().iter().filter(|i| i.contains_key("segment")).cloned().collect();
+    assert_eq!(segments.len(), 4, "one checkpoint per segment");
+    for mut checkpoint in segments {
         checkpoint.insert("done".into(), AttributeValue::Bool(true));
         checkpoint.remove("resume_from");
         client.put_item().table_name(&table).set_item(Some(checkpoint)).send().await.unwrap();
