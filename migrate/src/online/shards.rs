@@ -12,7 +12,9 @@
 //!
 //! Rules:
 //! - whoever lists a shard first (DescribeStream) makes its item, free;
-//! - a worker takes a free or expired shard only once its parent is done
+//! - a worker takes a free or expired shard only while the online apply
+//!   is in expand and not draining (checked in the take's transaction),
+//!   and only once its parent is done
 //!   (or gone past the stream's retention): one item's changes lie along
 //!   one lineage, so reading parents before children keeps them in order
 //!   across workers as within one;
@@ -29,16 +31,21 @@
 //!   drains alone, then gives them back.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
+use super::state;
 use super::stream::{ShardPosition, StreamTail};
 use crate::apply::state::Reserved;
 use crate::apply::workers::{create_lease, fenced_update, take_lease, Held, Liveness, RELEASE};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::reserved::CHECKPOINT_PREFIX;
+use crate::retry::retrying;
 
 /// Looks at the shard leases at most this often (and renews every third
 /// of a lease).
@@ -190,6 +197,46 @@ impl ShardLeases {
         tail.unhold(shard);
     }
 
+    /// Takes `r` (as read: its counter still the one seen) while the
+    /// online apply is in expand and not draining, checked in the same
+    /// transaction: once cut-over began no worker takes a shard, even one
+    /// that was paused between reading the state and taking. `None` when
+    /// another worker moved the shard first, or cut-over began.
+    async fn take(&self, r: &ShardRow) -> Result<Option<Held>, MigrateError> {
+        let sk = shard_sk(&self.migration, &r.shard);
+        let counter = if r.counter == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
+        let epoch = r.epoch + 1;
+        let update = Update::builder()
+            .table_name(&self.at.table)
+            .set_key(Some(self.at.key(&sk)))
+            .update_expression("SET #o = :me, #e = :epoch, #c = :next, #h = :now")
+            .condition_expression(format!("attribute_exists(#d) AND #d = :false AND {counter}"))
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "epoch")
+            .expression_attribute_names("#c", "counter")
+            .expression_attribute_names("#h", "heartbeat_ms")
+            .expression_attribute_names("#d", "done")
+            .expression_attribute_values(":me", AttributeValue::S(self.me.clone()))
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":seen", n(r.counter))
+            .expression_attribute_values(":next", n(r.counter + 1))
+            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", self.at.table)))?;
+        let guard = state::expanding(&self.at, &self.migration)?;
+        let items = vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().condition_check(guard).build()];
+        let result = retrying(|| self.at.client.transact_write_items().set_transact_items(Some(items.clone())).send()).await;
+        match result {
+            Ok(_) => {
+                tracing::info!(table = %self.at.table, lease = %sk, epoch, owner = %self.me, "stream shard lease taken");
+                Ok(Some(Held { sk, kind: "stream shard", epoch, owner: self.me.clone(), lost: Arc::new(AtomicBool::new(false)) }))
+            }
+            Err(e) if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_))) => Ok(None),
+            Err(e) => Err(MigrateError::dynamo("TransactWriteItems (take stream shard lease)", &self.at.table, e)),
+        }
+    }
+
     /// Makes the item of every listed shard that has none, free.
     async fn register(&mut self, listed: Vec<(String, Option<String>)>) -> Result<(), MigrateError> {
         for (shard, parent) in listed {
@@ -278,7 +325,7 @@ impl ShardLeases {
             if self.held.len() + taken.len() >= share {
                 break;
             }
-            if let Some(h) = take_lease(&self.at, &shard_sk(&self.migration, &r.shard), r.counter, me, "stream shard").await? {
+            if let Some(h) = self.take(r).await? {
                 taken.push((r.clone(), h));
             }
         }
@@ -286,7 +333,7 @@ impl ShardLeases {
             if let Some((owner, theirs)) = owners.iter().max_by_key(|(_, v)| v.len()) {
                 if theirs.len() > share {
                     let r = theirs[0];
-                    if let Some(h) = take_lease(&self.at, &shard_sk(&self.migration, &r.shard), r.counter, me, "stream shard").await? {
+                    if let Some(h) = self.take(r).await? {
                         tracing::info!(table = %self.at.table, shard = %r.shard, from = owner, "stream shard stolen to balance the workers");
                         taken.push((r.clone(), h));
                     }
@@ -379,6 +426,43 @@ impl ShardLeases {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::online::state::OnlineState;
+    use crate::online::Phase;
+    use singletable::{Table, TableDesign};
+
+    #[derive(singletable::Item)]
+    #[item(entity = "User", pk = "ORG#{org}", sk = "USER#{id}")]
+    struct User {
+        org: String,
+        id: String,
+    }
+
+    /// A worker takes a free shard while the apply expands, and none once
+    /// the coordinator marked the state draining (a worker paused between
+    /// reading the state and taking cannot take one after cut-over began:
+    /// the take's transaction checks the state).
+    #[tokio::test]
+    async fn no_shard_is_taken_once_the_coordinator_drains() {
+        let client = singletable_tests::client().await;
+        let name = singletable_tests::unique_table_name("shard-take");
+        Table::new(client.clone(), TableDesign::new(&name).entity::<User>().build().unwrap()).create_table().await.unwrap();
+        let at = Reserved { client: client.clone(), table: name.clone(), pk_attr: "pk".into(), sk_attr: "sk".into() };
+        let online = OnlineState { migration: "m".into(), phase: Phase::Expand, stream_arn: "arn".into(), requested: None, own_stream: true, draining: false };
+        state::save(&at, &online).await.unwrap();
+        let mut worker = ShardLeases::new(at.clone(), "m".into(), "worker #1".into(), Duration::from_secs(2));
+        worker.register(vec![("s1".into(), None), ("s2".into(), Some("s1".into()))]).await.unwrap();
+        let all = rows(&at, "m").await.unwrap();
+        let held = worker.take(&all[0]).await.unwrap().expect("taken while expanding");
+        assert_eq!(held.epoch, 1);
+        state::set_draining(&at).await.unwrap();
+        assert!(worker.take(&all[1]).await.unwrap().is_none(), "taken while draining");
+        let after = rows(&at, "m").await.unwrap();
+        assert_eq!(after[1].owner, None);
+        // Nor after cut-over.
+        state::save(&at, &OnlineState { phase: Phase::CutOver, ..online }).await.unwrap();
+        assert!(worker.take(&after[1]).await.unwrap().is_none(), "taken after cut-over");
+        singletable_tests::delete_table(&client, &name).await;
+    }
 
     fn row(shard: &str, parent: Option<&str>, done: bool) -> ShardRow {
         ShardRow {

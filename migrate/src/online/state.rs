@@ -162,3 +162,21 @@ pub(crate) async fn set_draining(at: &Reserved) -> Result<(), MigrateError> {
     .map_err(|e| MigrateError::dynamo("UpdateItem (online state)", &at.table, e))?;
     Ok(())
 }
+
+/// The condition that the online apply of `migration` is in expand and not
+/// draining: a worker takes a stream shard only under it (in the same
+/// transaction), so that none takes one once cut-over began.
+pub(crate) fn expanding(at: &Reserved, migration: &str) -> Result<aws_sdk_dynamodb::types::ConditionCheck, MigrateError> {
+    aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(&at.table)
+        .set_key(Some(reserved_key(&at.pk_attr, &at.sk_attr, ONLINE_SK)))
+        .condition_expression("#m = :m AND #ph = :expand AND (attribute_not_exists(#dr) OR #dr = :false)")
+        .expression_attribute_names("#m", "migration")
+        .expression_attribute_names("#ph", PHASE_ATTR)
+        .expression_attribute_names("#dr", "draining")
+        .expression_attribute_values(":m", s(migration))
+        .expression_attribute_values(":expand", s(Phase::Expand.as_str()))
+        .expression_attribute_values(":false", AttributeValue::Bool(false))
+        .build()
+        .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", at.table)))
+}
