@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::state::{Checkpoints, Reserved, SegmentState};
@@ -48,15 +49,15 @@ use crate::raw::RawItem;
 use crate::reserved::{checkpoint_sk, layout_sk, CHECKPOINT_PREFIX};
 use crate::retry::retrying;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn n(v: u64) -> AttributeValue {
+pub(crate) fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn num(item: &RawItem, attr: &str) -> Option<u64> {
+pub(crate) fn num(item: &RawItem, attr: &str) -> Option<u64> {
     item.get(attr).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
@@ -128,46 +129,91 @@ pub(crate) async fn create_lease(at: &Reserved, item: RawItem, what: &'static st
 }
 
 /// Takes the lease of checkpoint item `sk` (not done) whose counter is
-/// still `seen`; `None` if another worker moved it first. `kind` names
-/// what is leased in the logs ("segment", "stream shard").
-pub(crate) async fn take_lease(at: &Reserved, sk: &str, seen: u64, me: &str, kind: &'static str) -> Result<Option<Held>, MigrateError> {
-    let key = at.key(sk);
+/// still `seen.counter`; `None` if another worker moved it first (or
+/// `guard`, checked in the same transaction, failed). `kind` names what is
+/// leased in the logs ("segment", "stream shard").
+///
+/// Every take raises the counter and the epoch, and nothing else raises
+/// the epoch: while the counter is the one seen, the epoch is too, so the
+/// new one is `seen.epoch + 1`.
+pub(crate) async fn take_lease(
+    at: &Reserved,
+    sk: &str,
+    seen: Seen,
+    me: &str,
+    kind: &'static str,
+    guard: Option<ConditionCheck>,
+) -> Result<Option<Held>, MigrateError> {
     // A checkpoint written before leases existed has no counter: it
     // reads as 0.
-    let counter = if seen == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
+    let counter = if seen.counter == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
+    let epoch = seen.epoch + 1;
+    let update = "SET #o = :me, #e = :epoch, #c = :next, #h = :now";
     let condition = format!("attribute_exists(#d) AND #d = :false AND {counter}");
-    let result = retrying(|| {
-        at.client
-            .update_item()
-            .table_name(&at.table)
-            .set_key(Some(key.clone()))
-            .update_expression("SET #o = :me, #e = if_not_exists(#e, :zero) + :one, #c = :next, #h = :now")
-            .condition_expression(&condition)
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "epoch")
-            .expression_attribute_names("#c", "counter")
-            .expression_attribute_names("#h", "heartbeat_ms")
-            .expression_attribute_names("#d", "done")
-            .expression_attribute_values(":me", AttributeValue::S(me.to_string()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(seen))
-            .expression_attribute_values(":next", n(seen + 1))
-            .expression_attribute_values(":now", n(now_ms()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-    })
-    .await;
-    match result {
-        Ok(out) => {
-            let epoch = out.attributes.as_ref().and_then(|a| num(a, "epoch")).unwrap_or(1);
-            tracing::info!(table = %at.table, lease = sk, epoch, owner = me, "{kind} lease taken");
-            Ok(Some(Held { sk: sk.to_string(), kind, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
+    let names: HashMap<String, String> =
+        [("#o", "owner"), ("#e", "epoch"), ("#c", "counter"), ("#h", "heartbeat_ms"), ("#d", "done")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+    let values: HashMap<String, AttributeValue> = [
+        (":me", AttributeValue::S(me.to_string())),
+        (":epoch", n(epoch)),
+        (":seen", n(seen.counter)),
+        (":next", n(seen.counter + 1)),
+        (":now", n(now_ms())),
+        (":false", AttributeValue::Bool(false)),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let taken = match guard {
+        None => {
+            let result = retrying(|| {
+                at.client
+                    .update_item()
+                    .table_name(&at.table)
+                    .set_key(Some(at.key(sk)))
+                    .update_expression(update)
+                    .condition_expression(&condition)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .send()
+            })
+            .await;
+            match result {
+                Ok(_) => true,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => false,
+                Err(e) => return Err(MigrateError::dynamo("UpdateItem (take lease)", &at.table, e)),
+            }
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
-        Err(e) => Err(MigrateError::dynamo("UpdateItem (take lease)", &at.table, e)),
+        // The take and the guard in one transaction.
+        Some(guard) => {
+            let update = Update::builder()
+                .table_name(&at.table)
+                .set_key(Some(at.key(sk)))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", at.table)))?;
+            let items = vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().condition_check(guard).build()];
+            let result = retrying(|| at.client.transact_write_items().set_transact_items(Some(items.clone())).send()).await;
+            match result {
+                Ok(_) => true,
+                Err(e) if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_))) => false,
+                Err(e) => return Err(MigrateError::dynamo("TransactWriteItems (take lease)", &at.table, e)),
+            }
+        }
+    };
+    if !taken {
+        return Ok(None);
     }
+    tracing::info!(table = %at.table, lease = sk, epoch, owner = me, "{kind} lease taken");
+    Ok(Some(Held { sk: sk.to_string(), kind, epoch, owner: me.to_string(), lost: Arc::new(AtomicBool::new(false)) }))
+}
+
+/// A lease's counter and epoch as read, for [`take_lease`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    pub counter: u64,
+    pub epoch: u64,
 }
 
 /// Updates a held lease's item on the condition that this worker still
@@ -304,10 +350,11 @@ impl Checkpoints {
         create_lease(&self.at, mark, "PutItem (segment layout)").await
     }
 
-    /// Takes a segment whose counter is still `seen`; `None` if another
-    /// worker moved it first.
-    pub async fn take(&self, segment: u32, seen: u64, me: &str) -> Result<Option<Held>, MigrateError> {
-        take_lease(&self.at, &checkpoint_sk(&self.migration, segment), seen, me, "segment").await
+    /// Takes segment `row` if its lease is still as read; `None` if
+    /// another worker moved it first.
+    pub async fn take(&self, row: &LeaseRow, me: &str) -> Result<Option<Held>, MigrateError> {
+        let seen = Seen { counter: row.counter, epoch: row.epoch };
+        take_lease(&self.at, &checkpoint_sk(&self.migration, row.segment), seen, me, "segment", None).await
     }
 
     /// Renews a held segment; `false` (and the lease marked lost) when
@@ -450,7 +497,7 @@ where
             if mine(held) >= share {
                 break;
             }
-            if let Some(h) = cp.take(r.segment, r.counter, me).await? {
+            if let Some(h) = cp.take(r, me).await? {
                 held.insert(r.segment, h.clone());
                 tasks.push(run_one(h, r.clone(), &mut work));
             }
@@ -461,7 +508,7 @@ where
             if let Some((owner, theirs)) = owners.iter().max_by_key(|(_, v)| v.len()) {
                 if theirs.len() > share {
                     let r = theirs[0];
-                    if let Some(h) = cp.take(r.segment, r.counter, me).await? {
+                    if let Some(h) = cp.take(r, me).await? {
                         tracing::info!(table = %cp.at.table, segment = r.segment, from = owner, "segment stolen to balance the workers");
                         held.insert(r.segment, h.clone());
                         tasks.push(run_one(h, r.clone(), &mut work));

@@ -297,7 +297,7 @@ mod tests {
 
     use super::*;
     use crate::apply::state::Reserved;
-    use crate::apply::workers::take_lease;
+    use crate::apply::workers::{take_lease, Seen};
     use crate::live::LiveTable;
     use crate::plan::Plan;
 
@@ -396,7 +396,7 @@ mod tests {
         let mut lease = at.key(sk);
         lease.insert("done".into(), AttributeValue::Bool(false));
         client.put_item().table_name(&name).set_item(Some(lease)).send().await.unwrap();
-        let held = take_lease(&at, sk, 0, "me", "stream shard").await.unwrap().unwrap();
+        let held = take_lease(&at, sk, Seen { counter: 0, epoch: 0 }, "me", "stream shard", None).await.unwrap().unwrap();
         let fences = HashMap::from([("s".to_string(), held.fence(&at).unwrap())]);
         let lost = apply_round(&client, &name, &rules, records, &Budget::new(None, 4), &counters, &fences).await.unwrap();
         assert!(lost.is_empty());
@@ -424,7 +424,7 @@ mod tests {
 
         // Another worker takes the shard: a round under the old lease
         // writes nothing and reports the shard lost.
-        take_lease(&at, sk, 1, "other", "stream shard").await.unwrap().expect("taken over");
+        take_lease(&at, sk, Seen { counter: 1, epoch: 1 }, "other", "stream shard", None).await.unwrap().expect("taken over");
         let late = vec![record(RecordKind::Modify, Some(old_form("plain", 2, None)), Some(old_form("plain", 3, None)))];
         let lost = apply_round(&client, &name, &rules, late, &Budget::new(None, 4), &counters, &fences).await.unwrap();
         assert_eq!(lost, ["s"]);

@@ -31,37 +31,21 @@
 //!   drains alone, then gives them back.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck};
 
 use super::state;
 use super::stream::{ShardPosition, StreamTail};
 use crate::apply::state::Reserved;
-use crate::apply::workers::{create_lease, fenced_update, take_lease, Held, Liveness, RELEASE};
+use crate::apply::workers::{create_lease, fenced_update, n, now_ms, num, take_lease, Held, Liveness, Seen, RELEASE};
 use crate::error::MigrateError;
 use crate::raw::RawItem;
 use crate::reserved::CHECKPOINT_PREFIX;
-use crate::retry::retrying;
 
 /// Looks at the shard leases at most this often (and renews every third
 /// of a lease).
 const LOOK_EVERY: Duration = Duration::from_millis(500);
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn num(item: &RawItem, attr: &str) -> Option<u64> {
-    item.get(attr).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
-}
 
 fn text<'a>(item: &'a RawItem, attr: &str) -> Option<&'a str> {
     item.get(attr).and_then(|v| v.as_s().ok()).map(String::as_str)
@@ -99,6 +83,12 @@ pub(crate) struct ShardRow {
     pub heartbeat_ms: Option<u64>,
     /// Its owner last read it to its end.
     pub at_head: bool,
+}
+
+impl ShardRow {
+    fn seen(&self) -> Seen {
+        Seen { counter: self.counter, epoch: self.epoch }
+    }
 }
 
 /// Every shard's checkpoint and lease of `migration`.
@@ -203,38 +193,8 @@ impl ShardLeases {
     /// that was paused between reading the state and taking. `None` when
     /// another worker moved the shard first, or cut-over began.
     async fn take(&self, r: &ShardRow) -> Result<Option<Held>, MigrateError> {
-        let sk = shard_sk(&self.migration, &r.shard);
-        let counter = if r.counter == 0 { "(#c = :seen OR attribute_not_exists(#c))" } else { "#c = :seen" };
-        let epoch = r.epoch + 1;
-        let update = Update::builder()
-            .table_name(&self.at.table)
-            .set_key(Some(self.at.key(&sk)))
-            .update_expression("SET #o = :me, #e = :epoch, #c = :next, #h = :now")
-            .condition_expression(format!("attribute_exists(#d) AND #d = :false AND {counter}"))
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "epoch")
-            .expression_attribute_names("#c", "counter")
-            .expression_attribute_names("#h", "heartbeat_ms")
-            .expression_attribute_names("#d", "done")
-            .expression_attribute_values(":me", AttributeValue::S(self.me.clone()))
-            .expression_attribute_values(":epoch", n(epoch))
-            .expression_attribute_values(":seen", n(r.counter))
-            .expression_attribute_values(":next", n(r.counter + 1))
-            .expression_attribute_values(":now", n(now_ms()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .build()
-            .map_err(|e| MigrateError::Other(format!("table `{}`: {e}", self.at.table)))?;
         let guard = state::expanding(&self.at, &self.migration)?;
-        let items = vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().condition_check(guard).build()];
-        let result = retrying(|| self.at.client.transact_write_items().set_transact_items(Some(items.clone())).send()).await;
-        match result {
-            Ok(_) => {
-                tracing::info!(table = %self.at.table, lease = %sk, epoch, owner = %self.me, "stream shard lease taken");
-                Ok(Some(Held { sk, kind: "stream shard", epoch, owner: self.me.clone(), lost: Arc::new(AtomicBool::new(false)) }))
-            }
-            Err(e) if matches!(e.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_))) => Ok(None),
-            Err(e) => Err(MigrateError::dynamo("TransactWriteItems (take stream shard lease)", &self.at.table, e)),
-        }
+        take_lease(&self.at, &shard_sk(&self.migration, &r.shard), r.seen(), &self.me, "stream shard", Some(guard)).await
     }
 
     /// Makes the item of every listed shard that has none, free.
@@ -369,7 +329,7 @@ impl ShardLeases {
                 if mine {
                     continue;
                 }
-                match take_lease(&self.at, &shard_sk(&self.migration, &r.shard), r.counter, &self.me, "stream shard").await? {
+                match take_lease(&self.at, &shard_sk(&self.migration, &r.shard), r.seen(), &self.me, "stream shard", None).await? {
                     Some(h) => {
                         tail.hold(&r.shard, r.position.as_ref());
                         self.held.insert(r.shard.clone(), h);
